@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultOnConnect, serveSse } from '../index.js';
+import { demoPage } from './demo-page.js';
+
+export interface DemoOptions {
+  /** Milliseconds between events. Default 2 000. */
+  interval?: number;
+  /** Events in all. Default 100. */
+  count?: number;
+}
+
+/** The demo app: a page at `/` that lists the events streamed at `/events`. */
+export function createDemoServer({ interval = 2000, count = 100 }: DemoOptions = {}): Server {
+  const events = serveSse(
+    async (_request, stream) => {
+      // A reconnecting browser sends the last id it saw: carry on counting from there.
+      for (let n = Number(stream.lastEventId ?? 0) + 1; n <= count; n++) {
+        await sleep(interval, undefined, { signal: stream.signal });
+        await stream.send({ event: 'my-custom-event', id: n, data: `Hello World! ${n}` });
+      }
+    },
+    {
+      // Once all events were seen, 204 tells the browser to stop reconnecting.
+      onConnect: (request) =>
+        Number(request instanceof Request ? null : request.headers['last-event-id']) >= count
+          ? { status: 204 }
+          : defaultOnConnect(request),
+    },
+  );
+
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/events') return events(req, res);
+    if (path === '/' || path === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return void res.end(demoPage);
+    }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found');
+  });
+}

@@ -1,0 +1,11 @@
+export { formatEvent, type SseEvent } from './format.js';
+export { sendEvent, type SseStream, type SseRequest, type SlowClientPolicy } from './stream.js';
+export { defaultOnConnect, type ConnectResult, type OnConnect } from './connect.js';
+export {
+  serveSse,
+  type ServeSseOptions,
+  type SseHandler,
+  type StreamWriter,
+  type NextFunction,
+} from './serve.js';
+export type { Logger } from './logger.js';

@@ -1,0 +1,258 @@
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
+import { formatRetry, type SseEvent } from './format.js';
+import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
+import { readLastEventId } from './last-event-id.js';
+import { consoleLogger, type Logger } from './logger.js';
+import { SseConnection, type SlowClientPolicy, type SseRequest, type SseStream } from './stream.js';
+import { NodeSink, type NodeResponse } from './transports/node.js';
+import { WebSink } from './transports/web.js';
+
+/**
+ * The application's part: write events to the stream. The stream ends when the function returns
+ * (or its promise settles, or its iterable ends), so a long-lived writer awaits something, such as
+ * the stream's `signal`.
+ */
+export type StreamWriter = (
+  request: SseRequest,
+  stream: SseStream,
+) => void | Promise<void> | AsyncIterable<SseEvent>;
+
+export interface ServeSseOptions {
+  /** Decides the status and headers before anything is written (authentication). Default: {@link defaultOnConnect}. */
+  onConnect?: OnConnect;
+  /** Milliseconds between keep-alive comments on an idle stream; `false` for none. Default 15 000. */
+  keepAlive?: number | false;
+  /** Reconnection delay (ms) sent to the client once, when the stream opens. */
+  retry?: number;
+  /** Unsent bytes per client beyond which `onSlowClient` applies. Default 65 536. */
+  highWaterMark?: number;
+  /** Default `"wait"`: `send` waits for the client. `"drop"` skips events, `"close"` disconnects it. */
+  onSlowClient?: SlowClientPolicy;
+  /** Where warnings and errors go: pino, console, or anything with the same four methods. */
+  logger?: Logger;
+  /** Longest `Last-Event-ID` accepted, in characters; longer ones count as absent. Default 1 024. */
+  maxLastEventIdLength?: number;
+}
+
+/** A Node response, or the Express/Connect `next` callback. */
+export type NextFunction = (error?: unknown) => void;
+type NodeServerResponse = import('node:http').ServerResponse | import('node:http2').Http2ServerResponse;
+
+export interface SseHandler {
+  /** node:http, node:http2 (compat API), Express, Connect. */
+  (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void;
+  /** Fetch API (Hono, Next.js route handlers, Bun, Deno): a streaming `Response`. */
+  fetch(request: Request): Promise<Response>;
+}
+
+export const DEFAULT_KEEP_ALIVE = 15_000;
+export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+export const DEFAULT_MAX_LAST_EVENT_ID_LENGTH = 1024;
+const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'close'];
+
+/** Options checked once, when the handler is made, so that a typo fails at start-up. */
+interface Settings {
+  onConnect: OnConnect;
+  heartbeat: Heartbeat | undefined;
+  opening: string;
+  highWaterMark: number;
+  onSlowClient: SlowClientPolicy;
+  logger: Logger;
+  maxLastEventIdLength: number;
+}
+
+/**
+ * Turns a function that writes events into an HTTP handler for Node servers and Fetch runtimes.
+ * @throws TypeError naming the option when an option is invalid.
+ */
+export function serveSse(writer: StreamWriter, options: ServeSseOptions = {}): SseHandler {
+  if (typeof writer !== 'function') throw new TypeError('serve-sse: serveSse(writer) needs a function');
+  const settings = resolveSettings(options);
+  const handler = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void => {
+    serveNode(settings, writer, req, res as NodeResponse, next).catch((error: unknown) => {
+      // Only a bug or a broken response gets here (a header value Node refuses, say).
+      settings.logger.error(error, 'serve-sse: could not answer the request');
+      if (!res.headersSent) (res as NodeResponse).writeHead(500);
+      (res as NodeResponse).end();
+    });
+  };
+  handler.fetch = (request: Request): Promise<Response> => serveFetch(settings, writer, request);
+  return handler;
+}
+
+function resolveSettings(options: ServeSseOptions): Settings {
+  const {
+    onConnect = defaultOnConnect,
+    keepAlive = DEFAULT_KEEP_ALIVE,
+    retry,
+    highWaterMark = DEFAULT_HIGH_WATER_MARK,
+    onSlowClient = 'wait',
+    logger = consoleLogger,
+    maxLastEventIdLength = DEFAULT_MAX_LAST_EVENT_ID_LENGTH,
+  } = options;
+  if (typeof onConnect !== 'function') throw optionError('onConnect', 'a function', onConnect);
+  if (keepAlive !== false && !isPositiveInteger(keepAlive)) {
+    throw optionError('keepAlive', 'a positive number of milliseconds or false', keepAlive);
+  }
+  if (retry !== undefined && !(Number.isSafeInteger(retry) && retry >= 0)) {
+    throw optionError('retry', 'a non-negative integer (milliseconds)', retry);
+  }
+  if (!isPositiveInteger(highWaterMark)) throw optionError('highWaterMark', 'a positive number of bytes', highWaterMark);
+  if (!SLOW_CLIENT_POLICIES.includes(onSlowClient)) {
+    throw optionError('onSlowClient', '"wait", "drop" or "close"', onSlowClient);
+  }
+  for (const method of ['error', 'warn', 'info', 'debug'] as const) {
+    if (typeof logger?.[method] !== 'function') throw optionError('logger', `an object with a ${method}() method`, logger);
+  }
+  if (!isPositiveInteger(maxLastEventIdLength)) {
+    throw optionError('maxLastEventIdLength', 'a positive integer', maxLastEventIdLength);
+  }
+  return {
+    onConnect,
+    heartbeat: keepAlive === false ? undefined : sharedHeartbeat(keepAlive),
+    // The first bytes go out at once: they push the headers through buffering proxies and beat
+    // first-byte timeouts. A retry hint, when there is one, serves; else an empty comment.
+    opening: retry === undefined ? ':\n\n' : `retry: ${formatRetry(retry)}\n\n`,
+    highWaterMark,
+    onSlowClient,
+    logger,
+    maxLastEventIdLength,
+  };
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
+function optionError(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`serve-sse: option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+}
+
+/** `onConnect`, with its failures logged and turned into a 500 rather than thrown at the server. */
+async function negotiate(settings: Settings, request: SseRequest): Promise<ConnectAnswer> {
+  try {
+    return await runOnConnect(settings.onConnect, request);
+  } catch (error) {
+    settings.logger.error(error, 'serve-sse: onConnect failed; answered 500');
+    return { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
+  }
+}
+
+function openConnection(settings: Settings, request: SseRequest, lastEventId: string | undefined): SseConnection {
+  const { heartbeat } = settings;
+  return new SseConnection({
+    request,
+    lastEventId,
+    highWaterMark: settings.highWaterMark,
+    onSlowClient: settings.onSlowClient,
+    onClose: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
+  });
+}
+
+/** Opens the stream: first bytes, heartbeat, then the writer. Shared by both transports. */
+function start(settings: Settings, writer: StreamWriter, connection: SseConnection): void {
+  void connection.write(settings.opening);
+  settings.heartbeat?.add(connection);
+  void runWriter(settings.logger, writer, connection);
+}
+
+async function runWriter(logger: Logger, writer: StreamWriter, stream: SseConnection): Promise<void> {
+  try {
+    const result = writer(stream.request, stream);
+    if (isAsyncIterable(result)) await pipeEvents(result, stream);
+    else await result;
+  } catch (error) {
+    // A writer that stops because the client left is not an error worth a stack trace.
+    if (!(stream.signal.aborted && isAbortError(error, stream.signal))) {
+      logger.error(error, 'serve-sse: the stream writer threw; the stream was closed');
+    }
+  } finally {
+    stream.close();
+  }
+}
+
+async function pipeEvents(events: AsyncIterable<SseEvent>, stream: SseConnection): Promise<void> {
+  const iterator = events[Symbol.asyncIterator]();
+  // When the client leaves, ask the iterator to finish rather than waiting for its next event.
+  const stop = (): void => {
+    iterator.return?.()?.catch(() => {});
+  };
+  stream.signal.addEventListener('abort', stop, { once: true });
+  try {
+    while (!stream.closed) {
+      const next = await iterator.next();
+      if (next.done === true || stream.closed) break;
+      await stream.send(next.value);
+    }
+  } finally {
+    stream.signal.removeEventListener('abort', stop);
+    if (!stream.closed) await iterator.return?.();
+  }
+}
+
+function isAbortError(error: unknown, signal: AbortSignal): boolean {
+  return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<SseEvent> {
+  return value !== null && typeof value === 'object' && Symbol.asyncIterator in value;
+}
+
+async function serveNode(
+  settings: Settings,
+  writer: StreamWriter,
+  req: IncomingMessage | Http2ServerRequest,
+  res: NodeResponse,
+  next: NextFunction | undefined,
+): Promise<void> {
+  const answer = await negotiate(settings, req);
+  // The client may have left while onConnect was deciding: then there is nobody to answer.
+  if (res.destroyed === true || res.writableEnded) return;
+  if (res.headersSent) {
+    const error = new Error('serve-sse: the response headers were already sent, so no event stream can start; mount the SSE handler before anything that writes the response');
+    if (next !== undefined) next(error);
+    else {
+      settings.logger.error(error, error.message);
+      res.end();
+    }
+    return;
+  }
+  if (answer.status !== 200) {
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+    return;
+  }
+  const lastEventId = readLastEventId(req.headers['last-event-id'], req.url, settings.maxLastEventIdLength);
+  const connection = openConnection(settings, req, lastEventId);
+  connection.attach(
+    new NodeSink(res, connection.gone, (error) => {
+      settings.logger.debug(error, 'serve-sse: response error; the stream was closed');
+      connection.gone();
+    }),
+  );
+  res.writeHead(200, answer.headers);
+  start(settings, writer, connection);
+}
+
+async function serveFetch(settings: Settings, writer: StreamWriter, request: Request): Promise<Response> {
+  const answer = await negotiate(settings, request);
+  if (answer.status !== 200) {
+    const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304;
+    return new Response(bodyless ? null : (answer.body ?? null), { status: answer.status, headers: answer.headers });
+  }
+  const lastEventId = readLastEventId(request.headers.get('last-event-id'), request.url, settings.maxLastEventIdLength);
+  const connection = openConnection(settings, request, lastEventId);
+  const sink = new WebSink(connection.gone);
+  connection.attach(sink);
+  // Some runtimes never cancel the body when the client leaves, but do abort the request.
+  const { signal } = request;
+  if (signal.aborted) connection.gone();
+  else {
+    signal.addEventListener('abort', connection.gone, { once: true });
+    connection.signal.addEventListener('abort', () => signal.removeEventListener('abort', connection.gone), { once: true });
+  }
+  start(settings, writer, connection);
+  return new Response(sink.readable, { status: 200, headers: answer.headers });
+}

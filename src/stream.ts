@@ -1,0 +1,187 @@
+import { formatComment, formatEvent, type SseEvent } from './format.js';
+import type { HeartbeatMember } from './heartbeat.js';
+import type { Sink } from './transports/sink.js';
+
+/** What the application received: a Node request (HTTP/1 or the HTTP/2 compat API) or a Fetch `Request`. */
+export type SseRequest = import('node:http').IncomingMessage | import('node:http2').Http2ServerRequest | Request;
+
+/** What happens when a client's unsent bytes pass `highWaterMark`. */
+export type SlowClientPolicy = 'wait' | 'drop' | 'close';
+
+/** One open event stream to one client. */
+export interface SseStream {
+  /** The request that opened the stream. */
+  readonly request: SseRequest;
+  /** The `Last-Event-ID` the client sent (or its `lastEventId` query parameter), if valid. */
+  readonly lastEventId: string | undefined;
+  /** Aborted when the client goes away or the stream closes, for whatever reason. */
+  readonly signal: AbortSignal;
+  readonly closed: boolean;
+  /** Events dropped so far by `onSlowClient: "drop"`. */
+  readonly dropped: number;
+  /**
+   * Sends one event. Resolves once the bytes are accepted; with `onSlowClient: "wait"` it waits
+   * while the client is over its buffer limit. Resolves without writing on a closed stream;
+   * rejects with a `TypeError` for an invalid event (the stream stays usable).
+   */
+  send(event: SseEvent): Promise<void>;
+  /** Sends a comment, which clients ignore (a heartbeat, or a note for someone reading the stream). */
+  comment(text?: string): Promise<void>;
+  /** Writes raw protocol text: correctness is the caller's job. */
+  write(raw: string | Uint8Array): Promise<void>;
+  /** Ends the stream cleanly; the client reconnects after its retry delay. */
+  close(): void;
+}
+
+/** Sends `data` as an event of type `event`. */
+export function sendEvent(stream: SseStream, event: string, data: unknown): Promise<void> {
+  return stream.send({ event, data });
+}
+
+export interface ConnectionOptions {
+  request: SseRequest;
+  lastEventId: string | undefined;
+  highWaterMark: number;
+  onSlowClient: SlowClientPolicy;
+  /** Called once when the connection ends, whatever ended it. */
+  onClose?: (connection: SseConnection) => void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const HEARTBEAT = ':\n\n';
+
+/**
+ * The stream implementation, independent of the transport: it owns the protocol, the
+ * slow-client policy and the lifecycle; the sink only moves bytes.
+ */
+export class SseConnection implements SseStream, HeartbeatMember {
+  readonly request: SseRequest;
+  readonly lastEventId: string | undefined;
+  #sink!: Sink;
+  readonly #abort = new AbortController();
+  readonly #highWaterMark: number;
+  readonly #policy: SlowClientPolicy;
+  readonly #onClose: ((connection: SseConnection) => void) | undefined;
+  #closed = false;
+  #dropped = 0;
+  /** Set by every write, cleared by the heartbeat: only idle streams get keep-alive comments. */
+  #wroteSinceBeat = false;
+  /** `send` promises waiting for the client to catch up (`"wait"` only). */
+  #waiting: Array<() => void> = [];
+
+  constructor(options: ConnectionOptions) {
+    this.request = options.request;
+    this.lastEventId = options.lastEventId;
+    this.#highWaterMark = options.highWaterMark;
+    this.#policy = options.onSlowClient;
+    this.#onClose = options.onClose;
+  }
+
+  /** Connects the transport. Separate from the constructor because the sink reports back to us. */
+  attach(sink: Sink): this {
+    this.#sink = sink;
+    return this;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  send(event: SseEvent): Promise<void> {
+    if (this.#closed) return RESOLVED;
+    let text: string;
+    try {
+      text = formatEvent(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#push(text);
+  }
+
+  comment(text = ''): Promise<void> {
+    if (this.#closed) return RESOLVED;
+    if (typeof text !== 'string') {
+      return Promise.reject(new TypeError('serve-sse: stream.comment(text) takes a string'));
+    }
+    return this.#push(`${formatComment(text)}\n`);
+  }
+
+  write(raw: string | Uint8Array): Promise<void> {
+    if (this.#closed) return RESOLVED;
+    if (typeof raw !== 'string' && !(raw instanceof Uint8Array)) {
+      return Promise.reject(new TypeError('serve-sse: stream.write(raw) takes a string or a Uint8Array'));
+    }
+    return this.#push(raw);
+  }
+
+  close(): void {
+    if (this.#finish()) this.#sink.end();
+  }
+
+  /** The transport saw the client go away (or the response finish). */
+  gone = (): void => {
+    this.#finish();
+  };
+
+  heartbeat(): void {
+    if (this.#wroteSinceBeat) {
+      this.#wroteSinceBeat = false;
+    } else {
+      void this.#push(HEARTBEAT);
+    }
+  }
+
+  /** Writes through the slow-client policy. Every byte the stream sends goes through here. */
+  #push(chunk: string | Uint8Array): Promise<void> {
+    const sink = this.#sink;
+    const policy = this.#policy;
+    if (policy !== 'wait' && sink.buffered > this.#highWaterMark) {
+      if (policy === 'drop') {
+        this.#dropped++;
+      } else {
+        // Ending cleanly would queue the end behind bytes the client is not reading; only
+        // dropping the connection frees them. The client reconnects and resumes from its last id.
+        if (this.#finish()) sink.destroy();
+      }
+      return RESOLVED;
+    }
+    this.#wroteSinceBeat = true;
+    if (policy !== 'wait') {
+      sink.write(chunk);
+      return RESOLVED;
+    }
+    sink.write(chunk, this.#flushed);
+    if (sink.buffered <= this.#highWaterMark) return RESOLVED;
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  readonly #flushed = (): void => {
+    if (this.#waiting.length > 0 && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
+      this.#releaseWaiting();
+    }
+  };
+
+  #releaseWaiting(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Marks the stream closed exactly once; returns whether this call did it. */
+  #finish(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    this.#releaseWaiting();
+    this.#onClose?.(this);
+    this.#abort.abort();
+    return true;
+  }
+}
