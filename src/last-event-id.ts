@@ -3,10 +3,24 @@
  * control characters a compliant client could never have received, and UTF-8 as the spec says.
  */
 
+import type { IncomingHttpHeaders } from 'node:http';
+import type { SseRequest } from './stream.js';
+
+/** Default longest id accepted, in characters. */
+export const DEFAULT_MAX_LAST_EVENT_ID_LENGTH = 1024;
 const QUERY_PARAMETER = 'lastEventId';
 const INVALID = /[\r\n\0]/;
 const NON_ASCII = /[^\x00-\x7f]/;
 const utf8 = new TextDecoder();
+
+/** The last event id a request carries, whichever kind of request it is. */
+export function lastEventIdOf(request: SseRequest, maxLength = DEFAULT_MAX_LAST_EVENT_ID_LENGTH): string | undefined {
+  // Duck-typed rather than `instanceof Request`: adapters (such as @hono/node-server) bring their
+  // own Request classes.
+  const { headers } = request;
+  const header = typeof headers.get === 'function' ? (headers as Headers).get('last-event-id') : (headers as IncomingHttpHeaders)['last-event-id'];
+  return readLastEventId(header, request.url, maxLength);
+}
 
 /**
  * The client's last event id: the `Last-Event-ID` header, or else the `lastEventId` query

@@ -3,7 +3,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
 import { formatRetry, type SseEvent } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
-import { readLastEventId } from './last-event-id.js';
+import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { SseConnection, type SlowClientPolicy, type SseRequest, type SseStream } from './stream.js';
 import { NodeSink, type NodeResponse } from './transports/node.js';
@@ -49,7 +49,6 @@ export interface SseHandler {
 
 export const DEFAULT_KEEP_ALIVE = 15_000;
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
-export const DEFAULT_MAX_LAST_EVENT_ID_LENGTH = 1024;
 const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'close'];
 
 /** Options checked once, when the handler is made, so that a typo fails at start-up. */
@@ -140,11 +139,11 @@ async function negotiate(settings: Settings, request: SseRequest): Promise<Conne
   }
 }
 
-function openConnection(settings: Settings, request: SseRequest, lastEventId: string | undefined): SseConnection {
+function openConnection(settings: Settings, request: SseRequest): SseConnection {
   const { heartbeat } = settings;
   return new SseConnection({
     request,
-    lastEventId,
+    lastEventId: lastEventIdOf(request, settings.maxLastEventIdLength),
     highWaterMark: settings.highWaterMark,
     onSlowClient: settings.onSlowClient,
     onClose: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
@@ -224,8 +223,7 @@ async function serveNode(
     res.end(answer.body);
     return;
   }
-  const lastEventId = readLastEventId(req.headers['last-event-id'], req.url, settings.maxLastEventIdLength);
-  const connection = openConnection(settings, req, lastEventId);
+  const connection = openConnection(settings, req);
   connection.attach(
     new NodeSink(res, connection.gone, (error) => {
       settings.logger.debug(error, 'serve-sse: response error; the stream was closed');
@@ -242,8 +240,7 @@ async function serveFetch(settings: Settings, writer: StreamWriter, request: Req
     const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304;
     return new Response(bodyless ? null : (answer.body ?? null), { status: answer.status, headers: answer.headers });
   }
-  const lastEventId = readLastEventId(request.headers.get('last-event-id'), request.url, settings.maxLastEventIdLength);
-  const connection = openConnection(settings, request, lastEventId);
+  const connection = openConnection(settings, request);
   const sink = new WebSink(connection.gone);
   connection.attach(sink);
   // Some runtimes never cancel the body when the client leaves, but do abort the request.

@@ -84,6 +84,26 @@ describe('onConnect', () => {
     await reader.until(() => reader.events.length === 1);
   });
 
+  test('a client that leaves while onConnect decides gets nothing, and the writer never runs', async () => {
+    let writerCalls = 0;
+    let decided = false;
+    const { url } = await serve(() => void writerCalls++, {
+      onConnect: async () => {
+        await sleep(200);
+        decided = true;
+        return [200];
+      },
+    });
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.destroy();
+    await waitFor(() => decided, 5000, 'onConnect to finish');
+    await sleep(50);
+    assert.equal(writerCalls, 0);
+  });
+
   test('a malformed result is a 500 with a TypeError naming the problem', async () => {
     const { lines, logger } = recordingLogger();
     const { url } = await serve(() => {}, { logger, onConnect: () => ({ status: 42 }) });

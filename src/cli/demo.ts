@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defaultOnConnect, serveSse } from '../index.js';
+import { defaultOnConnect, lastEventIdOf, serveSse } from '../index.js';
 import { demoPage } from './demo-page.js';
 
 export interface DemoOptions {
@@ -23,9 +23,7 @@ export function createDemoServer({ interval = 2000, count = 100 }: DemoOptions =
     {
       // Once all events were seen, 204 tells the browser to stop reconnecting.
       onConnect: (request) =>
-        Number(request instanceof Request ? null : request.headers['last-event-id']) >= count
-          ? { status: 204 }
-          : defaultOnConnect(request),
+        Number(lastEventIdOf(request) ?? 0) >= count ? { status: 204 } : defaultOnConnect(request),
     },
   );
 

@@ -45,7 +45,8 @@ function runDemo(args: string[]): void {
   server.listen(port, host, () => {
     const address = server.address();
     const actual = typeof address === 'object' && address !== null ? address.port : port;
-    process.stdout.write(`serve-sse demo listening on http://${host ?? 'localhost'}:${actual}\n`);
+    const shown = host === undefined ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+    process.stdout.write(`serve-sse demo listening on http://${shown}:${actual}\n`);
   });
   const stop = (): void => {
     server.close();

@@ -102,7 +102,7 @@ test('the demo page lists the events in Chromium, then "Server unavailable" once
     const items = (): Promise<string[]> => page.$$eval('#events li', (lis) => lis.map((li) => li.textContent ?? ''));
     const waitForItem = (text: string): Promise<unknown> =>
       page.waitForFunction(
-        (wanted) => [...document.querySelectorAll('#events li')].some((li) => li.textContent === wanted),
+        (wanted) => Array.from(document.querySelectorAll('#events li')).some((li) => li.textContent === wanted),
         text,
         { timeout: 10_000 },
       );
