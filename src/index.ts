@@ -10,3 +10,12 @@ export {
   type NextFunction,
 } from './serve.js';
 export type { Logger } from './logger.js';
+export {
+  createHub,
+  type Hub,
+  type HubOptions,
+  type HubStats,
+  type HubHandlerOptions,
+  type Subscription,
+  type ResetData,
+} from './hub/hub.js';

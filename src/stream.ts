@@ -47,6 +47,9 @@ export interface ConnectionOptions {
   onClose?: (connection: SseConnection) => void;
 }
 
+/** What became of an offered chunk: `evicted` means this write found the client too slow and closed it. */
+export type Delivery = 'written' | 'dropped' | 'evicted' | 'closed';
+
 const RESOLVED: Promise<void> = Promise.resolve();
 const HEARTBEAT = ':\n\n';
 
@@ -68,11 +71,17 @@ export class SseConnection implements SseStream, HeartbeatMember {
   #wroteSinceBeat = false;
   /** `send` promises waiting for the client to catch up (`"wait"` only). */
   #waiting: Array<() => void> = [];
+  /** Buffered bytes allowed before the policy applies: the high-water mark, stretched by a replay. */
+  #limit: number;
+  #sinkGone = false;
+  #gone: Promise<void> | undefined;
+  #onGone: (() => void) | undefined;
 
   constructor(options: ConnectionOptions) {
     this.request = options.request;
     this.lastEventId = options.lastEventId;
     this.#highWaterMark = options.highWaterMark;
+    this.#limit = options.highWaterMark;
     this.#policy = options.onSlowClient;
     this.#onClose = options.onClose;
   }
@@ -129,37 +138,66 @@ export class SseConnection implements SseStream, HeartbeatMember {
   /** The transport saw the client go away (or the response finish). */
   gone = (): void => {
     this.#finish();
+    this.#sinkGone = true;
+    this.#onGone?.();
   };
 
   heartbeat(): void {
     if (this.#wroteSinceBeat) {
       this.#wroteSinceBeat = false;
     } else {
-      void this.#push(HEARTBEAT);
+      this.offer(HEARTBEAT);
     }
   }
 
-  /** Writes through the slow-client policy. Every byte the stream sends goes through here. */
-  #push(chunk: string | Uint8Array): Promise<void> {
+  /**
+   * Writes through the slow-client policy, without making a promise: the hub's fan-out path, and
+   * under `send`, `comment` and `write`. Every byte the stream sends goes through here.
+   */
+  offer(chunk: string | Uint8Array): Delivery {
+    if (this.#closed) return 'closed';
     const sink = this.#sink;
-    const policy = this.#policy;
-    if (policy !== 'wait' && sink.buffered > this.#highWaterMark) {
-      if (policy === 'drop') {
+    const buffered = sink.buffered;
+    if (buffered <= this.#highWaterMark) {
+      this.#limit = this.#highWaterMark;
+    } else if (this.#policy !== 'wait' && buffered > this.#limit) {
+      if (this.#policy === 'drop') {
         this.#dropped++;
-      } else {
-        // Ending cleanly would queue the end behind bytes the client is not reading; only
-        // dropping the connection frees them. The client reconnects and resumes from its last id.
-        if (this.#finish()) sink.destroy();
+        return 'dropped';
       }
-      return RESOLVED;
+      // Ending cleanly would queue the end behind bytes the client is not reading; only
+      // dropping the connection frees them. The client reconnects and resumes from its last id.
+      if (this.#finish()) sink.destroy();
+      return 'evicted';
     }
     this.#wroteSinceBeat = true;
-    if (policy !== 'wait') {
-      sink.write(chunk);
+    if (this.#policy === 'wait') sink.write(chunk, this.#flushed);
+    else sink.write(chunk);
+    return 'written';
+  }
+
+  /**
+   * Writes a replay: past the limit if need be, since the client asked for exactly these bytes
+   * (and the hub shares them with its history). The limit stretches until the client has caught
+   * up, so live events right after a long replay do not count it as slow.
+   */
+  offerReplay(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    this.#sink.write(chunk);
+    this.#wroteSinceBeat = true;
+    this.#limit = Math.max(this.#limit, this.#sink.buffered + this.#highWaterMark);
+  }
+
+  /** Resolves once the transport is really done (the socket closed), not just the stream. */
+  whenGone(): Promise<void> {
+    this.#gone ??= this.#sinkGone ? RESOLVED : new Promise((resolve) => (this.#onGone = resolve));
+    return this.#gone;
+  }
+
+  #push(chunk: string | Uint8Array): Promise<void> {
+    if (this.offer(chunk) !== 'written' || this.#policy !== 'wait' || this.#sink.buffered <= this.#highWaterMark) {
       return RESOLVED;
     }
-    sink.write(chunk, this.#flushed);
-    if (sink.buffered <= this.#highWaterMark) return RESOLVED;
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 

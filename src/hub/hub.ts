@@ -1,0 +1,297 @@
+import { defaultOnConnect, type ConnectResult } from '../connect.js';
+import { formatEvent, formatRetry, type SseEvent } from '../format.js';
+import { consoleLogger, type Logger } from '../logger.js';
+import { serveSse, type ServeSseOptions, type SseHandler } from '../serve.js';
+import { SseConnection, type SseRequest, type SseStream } from '../stream.js';
+import { History, type HistoryEntry } from './history.js';
+
+export interface HubOptions {
+  /** Events kept for replay. Default 1 000; 0 keeps none. */
+  history?: number;
+  /** Milliseconds an event stays replayable. Default: no age limit. */
+  historyMaxAge?: number;
+  /** Default for the hub's handlers. Default 15 000. */
+  keepAlive?: number | false;
+  /** Default for the hub's handlers: unsent bytes per client before `onSlowClient` applies. Default 65 536. */
+  highWaterMark?: number;
+  /** `"close"` (default): a slow client is disconnected and resumes from its last id. `"drop"`: it misses events. */
+  onSlowClient?: 'drop' | 'close';
+  /** Event type sent to a client whose `Last-Event-ID` the hub cannot replay from. Default `"reset"`. */
+  resetEvent?: string;
+  logger?: Logger;
+}
+
+export interface HubStats {
+  /** Open subscriptions. */
+  connections: number;
+  /** Topics with at least one subscriber. */
+  topics: number;
+  published: number;
+  /** Events written to clients, replays included. */
+  delivered: number;
+  /** Events skipped for slow clients (`onSlowClient: "drop"`). */
+  dropped: number;
+  /** Slow clients disconnected (`onSlowClient: "close"`). */
+  evicted: number;
+  /** Events written as replay after a `Last-Event-ID`. */
+  replayed: number;
+  /** Reset events sent for ids the hub could not replay from. */
+  resets: number;
+  /** Events held for replay. */
+  history: number;
+}
+
+export interface Subscription {
+  readonly topics: readonly string[];
+  unsubscribe(): void;
+}
+
+export interface HubHandlerOptions extends ServeSseOptions {
+  /**
+   * The topics a request subscribes to, decided after `onConnect` accepted it; none answers 204,
+   * which tells the client to stop reconnecting. Default: the request's `topic` query parameters.
+   */
+  topics?: (request: SseRequest) => string[] | Promise<string[]>;
+}
+
+export interface Hub {
+  /** Sends an event to every subscriber of any of `topics`, once each; resolves with its id. */
+  publish(topics: string | string[], event: SseEvent): Promise<string>;
+  /** Subscribes a stream, replaying what it missed after `stream.lastEventId` first. */
+  subscribe(stream: SseStream, topics: string[]): Subscription;
+  /** An SSE handler whose connections subscribe to the hub. */
+  handler(options?: HubHandlerOptions): SseHandler;
+  stats(): HubStats;
+  /** Sends `retry` (if given) to every client, ends every stream, and resolves once they are gone. */
+  close(options?: { retry?: number; timeout?: number }): Promise<void>;
+}
+
+/** The `data` of a reset event: the app should refetch its state, then carry on with live events. */
+export interface ResetData {
+  lastEventId: string;
+  /** `unknown`: not an id of this hub (another process, a restart). `expired`: history moved past it. */
+  reason: 'unknown' | 'expired';
+}
+
+interface Subscriber {
+  readonly stream: SseStream;
+  /** The connection, when the stream is ours: fan-out then writes without a promise per delivery. */
+  readonly connection: SseConnection | undefined;
+  readonly topics: readonly string[];
+  /** The last publish this subscriber was written by: dedupes multi-topic publishes without a Set. */
+  round: number;
+}
+
+const encoder = new TextEncoder();
+
+export function createHub(options: HubOptions = {}): Hub {
+  const {
+    history: capacity = 1000,
+    historyMaxAge,
+    keepAlive,
+    highWaterMark,
+    onSlowClient = 'close',
+    resetEvent = 'reset',
+    logger = consoleLogger,
+  } = options;
+  if (!Number.isSafeInteger(capacity) || capacity < 0) throw hubOptionError('history', 'a non-negative integer', capacity);
+  if (historyMaxAge !== undefined && !(Number.isFinite(historyMaxAge) && historyMaxAge > 0)) {
+    throw hubOptionError('historyMaxAge', 'a positive number of milliseconds', historyMaxAge);
+  }
+  if (onSlowClient !== 'drop' && onSlowClient !== 'close') {
+    // A hub publishes to everyone at once: waiting for one client would hold up all of them.
+    throw hubOptionError('onSlowClient', '"drop" or "close" (a hub cannot wait for one client)', onSlowClient);
+  }
+  formatEvent({ event: resetEvent });
+
+  const history = new History(capacity, historyMaxAge);
+  const byTopic = new Map<string, Set<Subscriber>>();
+  const subscribers = new Set<Subscriber>();
+  const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0 };
+  let round = 0;
+  let closing = false;
+
+  function deliver(subscriber: Subscriber, chunk: Uint8Array): void {
+    const { connection } = subscriber;
+    if (connection === undefined) {
+      void subscriber.stream.write(chunk);
+      counts.delivered++;
+      return;
+    }
+    switch (connection.offer(chunk)) {
+      case 'written':
+        counts.delivered++;
+        break;
+      case 'dropped':
+        counts.dropped++;
+        break;
+      case 'evicted':
+        counts.evicted++;
+        break;
+      case 'closed':
+        break;
+    }
+  }
+
+  function publish(topics: string | string[], event: SseEvent): Promise<string> {
+    try {
+      if (closing) throw new Error('serve-sse: the hub is closed; publish is refused');
+      const list = checkTopics(typeof topics === 'string' ? [topics] : topics, 'publish');
+      if (event?.id !== undefined) throw new TypeError('serve-sse: the hub assigns event ids; publish an event without `id`');
+      const { seq, id } = history.nextId();
+      // Serialised and encoded once: every subscriber and every replay writes these same bytes.
+      const chunk = encoder.encode(formatEvent({ ...event, id }));
+      history.add({ seq, id, topics: list, chunk, time: Date.now() });
+      counts.published++;
+      const mark = ++round;
+      for (const topic of list) {
+        const group = byTopic.get(topic);
+        if (group === undefined) continue;
+        for (const subscriber of group) {
+          if (subscriber.round === mark) continue;
+          subscriber.round = mark;
+          deliver(subscriber, chunk);
+        }
+      }
+      return Promise.resolve(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  function replay(subscriber: Subscriber, lastEventId: string): void {
+    const since = history.since(lastEventId, Date.now());
+    if (!since.known) {
+      const data: ResetData = { lastEventId, reason: since.reason };
+      // The latest id moves the client forward, so its next reconnection is not reset again.
+      const reset = encoder.encode(formatEvent({ event: resetEvent, id: history.lastId ?? '', data }));
+      counts.resets++;
+      write(subscriber, reset);
+      return;
+    }
+    for (const entry of since.entries) {
+      if (!sharesTopic(entry, subscriber.topics)) continue;
+      write(subscriber, entry.chunk);
+      counts.replayed++;
+      counts.delivered++;
+    }
+  }
+
+  function write(subscriber: Subscriber, chunk: Uint8Array): void {
+    if (subscriber.connection !== undefined) subscriber.connection.offerReplay(chunk);
+    else void subscriber.stream.write(chunk);
+  }
+
+  function subscribe(stream: SseStream, topics: string[]): Subscription {
+    const list = checkTopics(topics, 'subscribe');
+    const subscriber: Subscriber = {
+      stream,
+      connection: stream instanceof SseConnection ? stream : undefined,
+      topics: list,
+      round: 0,
+    };
+    const unsubscribe = (): void => {
+      if (!subscribers.delete(subscriber)) return;
+      stream.signal.removeEventListener('abort', unsubscribe);
+      for (const topic of list) {
+        const group = byTopic.get(topic);
+        group?.delete(subscriber);
+        if (group?.size === 0) byTopic.delete(topic);
+      }
+    };
+    if (stream.closed) return { topics: list, unsubscribe };
+    // Replay and registration happen in one synchronous step: no event can fall between them, and
+    // none can arrive twice.
+    if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
+    if (stream.closed) return { topics: list, unsubscribe };
+    subscribers.add(subscriber);
+    for (const topic of list) {
+      let group = byTopic.get(topic);
+      if (group === undefined) byTopic.set(topic, (group = new Set()));
+      group.add(subscriber);
+    }
+    stream.signal.addEventListener('abort', unsubscribe, { once: true });
+    return { topics: list, unsubscribe };
+  }
+
+  function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
+    const { topics: chooseTopics = queryTopics, onConnect = defaultOnConnect, ...rest } = handlerOptions;
+    // What onConnect decided, for the writer: keyed by request, gone with it.
+    const chosen = new WeakMap<object, string[]>();
+    return serveSse(
+      async (request, stream) => {
+        if (closing) return;
+        subscribe(stream, chosen.get(request) ?? []);
+        await closedSignal(stream.signal);
+      },
+      {
+        keepAlive,
+        highWaterMark,
+        onSlowClient,
+        logger,
+        ...rest,
+        onConnect: async (request): Promise<ConnectResult> => {
+          const answer = await onConnect(request);
+          if ((Array.isArray(answer) ? answer[0] : answer.status) !== 200) return answer;
+          const topics = checkTopics(await chooseTopics(request), 'the topics option');
+          if (topics.length === 0) return { status: 204 };
+          chosen.set(request, topics);
+          return answer;
+        },
+      },
+    );
+  }
+
+  function stats(): HubStats {
+    return { connections: subscribers.size, topics: byTopic.size, ...counts, history: history.size };
+  }
+
+  async function close({ retry, timeout = 5000 }: { retry?: number; timeout?: number } = {}): Promise<void> {
+    closing = true;
+    const hint = retry === undefined ? undefined : encoder.encode(`retry: ${formatRetry(retry)}\n\n`);
+    const gone: Array<Promise<void>> = [];
+    for (const { stream, connection } of [...subscribers]) {
+      if (hint !== undefined) void stream.write(hint);
+      stream.close();
+      if (connection !== undefined) gone.push(connection.whenGone());
+    }
+    // A client that reads nothing never sees the end of its stream: drop it after the grace period.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeout, true)));
+    const timedOut = await Promise.race([Promise.all(gone).then(() => false), expired]);
+    clearTimeout(timer);
+    if (timedOut) logger.warn({ open: gone.length }, 'serve-sse: hub.close() timed out waiting for clients to go');
+  }
+
+  return { publish, subscribe, handler, stats, close };
+}
+
+function sharesTopic(entry: HistoryEntry, topics: readonly string[]): boolean {
+  for (const topic of entry.topics) if (topics.includes(topic)) return true;
+  return false;
+}
+
+function checkTopics(topics: unknown, where: string): string[] {
+  if (!Array.isArray(topics) || !topics.every((topic) => typeof topic === 'string' && topic !== '')) {
+    throw new TypeError(`serve-sse: ${where} needs topics as non-empty strings; got ${JSON.stringify(topics)}`);
+  }
+  return topics.length > 1 ? [...new Set(topics)] : topics;
+}
+
+/** The default topic choice: `?topic=a&topic=b`. */
+function queryTopics(request: SseRequest): string[] {
+  const url = request.url ?? '';
+  const start = url.indexOf('?');
+  return start === -1 ? [] : new URLSearchParams(url.slice(start + 1)).getAll('topic').filter((t) => t !== '');
+}
+
+function closedSignal(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+function hubOptionError(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${String(value)}`);
+}
