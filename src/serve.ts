@@ -224,12 +224,7 @@ async function serveNode(
     return;
   }
   const connection = openConnection(settings, req);
-  connection.attach(
-    new NodeSink(res, connection.gone, (error) => {
-      settings.logger.debug(error, 'serve-sse: response error; the stream was closed');
-      connection.gone();
-    }),
-  );
+  connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);
   start(settings, writer, connection);
 }
@@ -241,7 +236,7 @@ async function serveFetch(settings: Settings, writer: StreamWriter, request: Req
     return new Response(bodyless ? null : (answer.body ?? null), { status: answer.status, headers: answer.headers });
   }
   const connection = openConnection(settings, request);
-  const sink = new WebSink(connection.gone);
+  const sink = new WebSink(connection);
   connection.attach(sink);
   // Some runtimes never cancel the body when the client leaves, but do abort the request.
   const { signal } = request;

@@ -1,6 +1,6 @@
 import { formatComment, formatEvent, type SseEvent } from './format.js';
 import type { HeartbeatMember } from './heartbeat.js';
-import type { Sink } from './transports/sink.js';
+import type { Sink, SinkOwner } from './transports/sink.js';
 
 /** What the application received: a Node request (HTTP/1 or the HTTP/2 compat API) or a Fetch `Request`. */
 export type SseRequest = import('node:http').IncomingMessage | import('node:http2').Http2ServerRequest | Request;
@@ -57,7 +57,7 @@ const HEARTBEAT = ':\n\n';
  * The stream implementation, independent of the transport: it owns the protocol, the
  * slow-client policy and the lifecycle; the sink only moves bytes.
  */
-export class SseConnection implements SseStream, HeartbeatMember {
+export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   readonly request: SseRequest;
   readonly lastEventId: string | undefined;
   #sink!: Sink;
@@ -170,9 +170,8 @@ export class SseConnection implements SseStream, HeartbeatMember {
       if (this.#finish()) sink.destroy();
       return 'evicted';
     }
+    if (!sink.write(chunk, this.#policy === 'wait')) return 'closed';
     this.#wroteSinceBeat = true;
-    if (this.#policy === 'wait') sink.write(chunk, this.#flushed);
-    else sink.write(chunk);
     return 'written';
   }
 
@@ -201,7 +200,8 @@ export class SseConnection implements SseStream, HeartbeatMember {
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
-  readonly #flushed = (): void => {
+  /** The sink flushed bytes written under `"wait"`. */
+  flushed = (): void => {
     if (this.#waiting.length > 0 && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
       this.#releaseWaiting();
     }

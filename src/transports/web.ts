@@ -1,4 +1,4 @@
-import type { Sink } from './sink.js';
+import type { Sink, SinkOwner } from './sink.js';
 
 const encoder = new TextEncoder();
 
@@ -10,10 +10,13 @@ const encoder = new TextEncoder();
 export class WebSink implements Sink {
   readonly readable: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #flushed: Array<() => void> = [];
+  readonly #owner: SinkOwner;
+  /** Writes waiting to be read, whose owner asked to hear when they are. */
+  #notify = false;
   #open = true;
 
-  constructor(onGone: () => void) {
+  constructor(owner: SinkOwner) {
+    this.#owner = owner;
     this.readable = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -23,7 +26,7 @@ export class WebSink implements Sink {
         cancel: () => {
           this.#open = false;
           this.#runFlushed();
-          onGone();
+          owner.gone();
         },
       },
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
@@ -34,10 +37,11 @@ export class WebSink implements Sink {
     return this.#open ? -(this.#controller.desiredSize ?? 0) : 0;
   }
 
-  write(chunk: string | Uint8Array, onFlushed?: () => void): void {
-    if (!this.#open) return;
+  write(chunk: string | Uint8Array, notify = false): boolean {
+    if (!this.#open) return false;
     this.#controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : chunk);
-    if (onFlushed !== undefined) this.#flushed.push(onFlushed);
+    if (notify) this.#notify = true;
+    return true;
   }
 
   end(): void {
@@ -56,9 +60,8 @@ export class WebSink implements Sink {
   }
 
   #runFlushed(): void {
-    const callbacks = this.#flushed;
-    if (callbacks.length === 0) return;
-    this.#flushed = [];
-    for (const callback of callbacks) callback();
+    if (!this.#notify) return;
+    this.#notify = false;
+    this.#owner.flushed();
   }
 }

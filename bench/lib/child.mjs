@@ -1,0 +1,113 @@
+// A forked benchmark process (server variant or load client) and the request/reply protocol
+// the runner speaks with it over IPC. Every child is tracked, so that whatever happens to the
+// runner (error, timeout, Ctrl-C) `killAll` can end exactly the processes it started.
+import { fork } from 'node:child_process';
+
+const live = new Set();
+const STDERR_LINES_KEPT = 20;
+
+export class Child {
+  /** @param {string} file  module to fork; @param {string} label  for messages */
+  constructor(file, label) {
+    this.label = label;
+    this.stderr = [];
+    this.exited = false;
+    this.nextId = 1;
+    this.pending = new Map(); // id -> { resolve, reject, timer }
+    this.waiters = new Map(); // message type -> [resolve]
+    this.proc = fork(file, [], {
+      // --expose-gc: memory figures are taken after a full GC.
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    live.add(this);
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stderr.on('data', (text) => this.keepStderr(text));
+    this.proc.on('message', (msg) => this.onMessage(msg));
+    this.proc.on('exit', (code, signal) => this.onExit(code, signal));
+  }
+
+  /** Sends a command and resolves with the child's reply value; rejects on error or timeout. */
+  request(cmd, payload = {}, timeoutMs = 30_000) {
+    if (this.exited) return Promise.reject(new Error(`${this.label} has exited`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.label}: no reply to "${cmd}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.proc.send({ ...payload, cmd, id });
+    });
+  }
+
+  /** Resolves with the next unsolicited message of `type`, or null after `timeoutMs`. */
+  waitFor(type, timeoutMs) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(null), timeoutMs);
+      const done = (msg) => {
+        clearTimeout(timer);
+        const list = this.waiters.get(type) ?? [];
+        this.waiters.set(type, list.filter((w) => w !== done));
+        resolve(msg);
+      };
+      this.waiters.set(type, [...(this.waiters.get(type) ?? []), done]);
+    });
+  }
+
+  onMessage(msg) {
+    if (msg.type === 'reply') {
+      const entry = this.pending.get(msg.id);
+      if (!entry) return; // timed out already
+      this.pending.delete(msg.id);
+      clearTimeout(entry.timer);
+      if (msg.ok) entry.resolve(msg.value);
+      else entry.reject(new Error(`${this.label}: ${msg.error}`));
+      return;
+    }
+    for (const waiter of this.waiters.get(msg.type) ?? []) waiter(msg);
+  }
+
+  onExit(code, signal) {
+    this.exited = true;
+    live.delete(this);
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new Error(`${this.label} exited (${signal ?? code})${this.stderrTail()}`));
+    }
+    this.pending.clear();
+    for (const waiters of this.waiters.values()) for (const waiter of waiters) waiter(null);
+  }
+
+  // A child's stderr is kept (bounded) to explain a failure, and echoed up to a few lines:
+  // a library that logs once per client must not flood the benchmark's output.
+  keepStderr(text) {
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      if (this.stderr.length < STDERR_LINES_KEPT) {
+        this.stderr.push(line);
+        if (this.stderr.length <= 5) process.stderr.write(`  [${this.label}] ${line}\n`);
+      }
+    }
+  }
+
+  stderrTail() {
+    return this.stderr.length ? `: ${this.stderr.slice(-5).join(' | ')}` : '';
+  }
+
+  kill() {
+    if (!this.exited) this.proc.kill('SIGKILL');
+  }
+
+  /** Kills the process and resolves once it is gone, so the next scenario starts on a quiet machine. */
+  async stop() {
+    if (this.exited) return;
+    const gone = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.kill();
+    await gone;
+  }
+}
+
+export function killAll() {
+  for (const child of live) child.kill();
+}

@@ -1,0 +1,79 @@
+// Renders the results as one markdown table: a row per (scenario, metric), a column per
+// variant, then ratio columns comparing variants measured in the same run.
+
+const int = (v) => Math.round(v).toLocaleString('en-US');
+const fixed = (digits) => (v) => v.toFixed(digits);
+
+// better: which way is good, shown next to the metric's name. ratio: false where a ratio
+// would mislead (percentages, or figures that can be ~0 or negative such as heap growth).
+const METRICS = {
+  fanout: [
+    { name: 'deliveries/s', better: '↑', get: (r) => r.deliveriesPerSec, format: int },
+    { name: 'server CPU µs/delivery', better: '↓', get: (r) => r.cpuUsPerDelivery, format: fixed(3) },
+    { name: 'p50 latency ms', better: '↓', get: (r) => r.latencyMs?.p50, format: fixed(1) },
+    { name: 'p99 latency ms', better: '↓', get: (r) => r.latencyMs?.p99, format: fixed(1) },
+    { name: 'delivered %', better: '↑', get: (r) => r.deliveredPct, format: fixed(1), ratio: false },
+  ],
+  idle: [
+    { name: 'RSS KiB/conn', better: '↓', get: (r) => r.rssKiBPerConn, format: fixed(2) },
+    { name: 'heap+external KiB/conn', better: '↓', get: (r) => r.heapKiBPerConn, format: fixed(2) },
+  ],
+  churn: [
+    { name: 'connects/s', better: '↑', get: (r) => r.connectsPerSec, format: int },
+    { name: 'heap growth MiB', better: '↓', get: (r) => r.heapGrowthMiB, format: fixed(2), ratio: false },
+  ],
+};
+
+/** Ratio columns: every variant against raw, and every other variant against better-sse. */
+function ratioPairs(variants) {
+  const pairs = [];
+  for (const reference of ['raw', 'better-sse']) {
+    if (!variants.includes(reference)) continue;
+    for (const v of variants) {
+      if (v === reference || v === 'raw') continue;
+      pairs.push([v, reference]);
+    }
+  }
+  return pairs;
+}
+
+function ratio(a, b) {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '—';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/**
+ * @param {Array<{ scenario: string, kind: string, variant: string, error?: string }>} results
+ * @param {string[]} variants  column order
+ */
+export function renderTable(results, variants) {
+  const pairs = ratioPairs(variants);
+  const header = ['scenario', 'metric', ...variants, ...pairs.map(([a, b]) => `${a} ÷ ${b}`)];
+  const lines = [row(header), row(header.map(() => '---'))];
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  for (const scenario of scenarios) {
+    const byVariant = Object.fromEntries(
+      results.filter((r) => r.scenario === scenario).map((r) => [r.variant, r]),
+    );
+    const kind = results.find((r) => r.scenario === scenario).kind;
+    for (const metric of METRICS[kind]) {
+      const value = (v) => {
+        const r = byVariant[v];
+        const x = r && !r.error ? metric.get(r) : undefined;
+        return Number.isFinite(x) ? x : undefined;
+      };
+      const cells = variants.map((v) => {
+        const x = value(v);
+        if (x !== undefined) return metric.format(x);
+        return byVariant[v]?.error ? 'error' : '—';
+      });
+      const ratios = pairs.map(([a, b]) => (metric.ratio === false ? '' : ratio(value(a), value(b))));
+      lines.push(row([scenario, `${metric.name} ${metric.better}`, ...cells, ...ratios]));
+    }
+  }
+  return lines.join('\n');
+}
+
+function row(cells) {
+  return `| ${cells.join(' | ')} |`;
+}
