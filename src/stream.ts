@@ -1,5 +1,6 @@
 import { formatComment, formatEvent, type SseEvent } from './format.js';
 import type { HeartbeatMember } from './heartbeat.js';
+import type { Payload } from './transports/payload.js';
 import type { Sink, SinkOwner } from './transports/sink.js';
 
 /** What the application received: a Node request (HTTP/1 or the HTTP/2 compat API) or a Fetch `Request`. */
@@ -154,7 +155,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
    * Writes through the slow-client policy, without making a promise: the hub's fan-out path, and
    * under `send`, `comment` and `write`. Every byte the stream sends goes through here.
    */
-  offer(chunk: string | Uint8Array): Delivery {
+  offer(chunk: string | Uint8Array | Payload): Delivery {
     if (this.#closed) return 'closed';
     const sink = this.#sink;
     const buffered = sink.buffered;
@@ -180,7 +181,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
    * (and the hub shares them with its history). The limit stretches until the client has caught
    * up, so live events right after a long replay do not count it as slow.
    */
-  offerReplay(chunk: Uint8Array): void {
+  offerReplay(chunk: Payload): void {
     if (this.#closed) return;
     this.#sink.write(chunk);
     this.#wroteSinceBeat = true;

@@ -4,12 +4,14 @@
  * an earlier process (which it cannot replay), the sequence orders them.
  */
 
+import type { Payload } from '../transports/payload.js';
+
 export interface HistoryEntry {
   readonly seq: number;
   readonly id: string;
   readonly topics: readonly string[];
   /** The event as sent, id included: serialised once, shared by every delivery and replay. */
-  readonly chunk: Uint8Array;
+  readonly payload: Payload;
   readonly time: number;
 }
 

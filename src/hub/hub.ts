@@ -3,6 +3,7 @@ import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { serveSse, type ServeSseOptions, type SseHandler } from '../serve.js';
 import { SseConnection, type SseRequest, type SseStream } from '../stream.js';
+import { Payload } from '../transports/payload.js';
 import { History, type HistoryEntry } from './history.js';
 
 export interface HubOptions {
@@ -111,14 +112,14 @@ export function createHub(options: HubOptions = {}): Hub {
   let round = 0;
   let closing = false;
 
-  function deliver(subscriber: Subscriber, chunk: Uint8Array): void {
+  function deliver(subscriber: Subscriber, payload: Payload): void {
     const { connection } = subscriber;
     if (connection === undefined) {
-      void subscriber.stream.write(chunk);
+      void subscriber.stream.write(payload.bytes);
       counts.delivered++;
       return;
     }
-    switch (connection.offer(chunk)) {
+    switch (connection.offer(payload)) {
       case 'written':
         counts.delivered++;
         break;
@@ -140,8 +141,8 @@ export function createHub(options: HubOptions = {}): Hub {
       if (event?.id !== undefined) throw new TypeError('serve-sse: the hub assigns event ids; publish an event without `id`');
       const { seq, id } = history.nextId();
       // Serialised and encoded once: every subscriber and every replay writes these same bytes.
-      const chunk = encoder.encode(formatEvent({ ...event, id }));
-      history.add({ seq, id, topics: list, chunk, time: Date.now() });
+      const payload = new Payload(encoder.encode(formatEvent({ ...event, id })));
+      history.add({ seq, id, topics: list, payload, time: Date.now() });
       counts.published++;
       const mark = ++round;
       for (const topic of list) {
@@ -150,7 +151,7 @@ export function createHub(options: HubOptions = {}): Hub {
         for (const subscriber of group) {
           if (subscriber.round === mark) continue;
           subscriber.round = mark;
-          deliver(subscriber, chunk);
+          deliver(subscriber, payload);
         }
       }
       return Promise.resolve(id);
@@ -164,22 +165,22 @@ export function createHub(options: HubOptions = {}): Hub {
     if (!since.known) {
       const data: ResetData = { lastEventId, reason: since.reason };
       // The latest id moves the client forward, so its next reconnection is not reset again.
-      const reset = encoder.encode(formatEvent({ event: resetEvent, id: history.lastId ?? '', data }));
+      const reset = new Payload(encoder.encode(formatEvent({ event: resetEvent, id: history.lastId ?? '', data })));
       counts.resets++;
       write(subscriber, reset);
       return;
     }
     for (const entry of since.entries) {
       if (!sharesTopic(entry, subscriber.topics)) continue;
-      write(subscriber, entry.chunk);
+      write(subscriber, entry.payload);
       counts.replayed++;
       counts.delivered++;
     }
   }
 
-  function write(subscriber: Subscriber, chunk: Uint8Array): void {
-    if (subscriber.connection !== undefined) subscriber.connection.offerReplay(chunk);
-    else void subscriber.stream.write(chunk);
+  function write(subscriber: Subscriber, payload: Payload): void {
+    if (subscriber.connection !== undefined) subscriber.connection.offerReplay(payload);
+    else void subscriber.stream.write(payload.bytes);
   }
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {

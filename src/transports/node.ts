@@ -1,3 +1,6 @@
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Payload } from './payload.js';
 import type { Sink, SinkOwner } from './sink.js';
 
 /**
@@ -21,9 +24,17 @@ export interface NodeResponse {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
+const nativeWrite = ServerResponse.prototype.write;
+
 export class NodeSink implements Sink {
   readonly #res: NodeResponse;
   readonly #owner: SinkOwner;
+  /**
+   * The socket, once writes may go to it directly: HTTP/1.1 chunked, headers on the wire, and
+   * `res.write` not wrapped by middleware (compression, say) that must see every byte.
+   */
+  #socket: Socket | undefined;
+  #firstWrite = true;
 
   constructor(res: NodeResponse, owner: SinkOwner) {
     this.#res = res;
@@ -38,7 +49,7 @@ export class NodeSink implements Sink {
     return this.#res.writableLength;
   }
 
-  write(chunk: string | Uint8Array, notify = false): boolean {
+  write(chunk: string | Uint8Array | Payload, notify = false): boolean {
     // Node drops writes to a destroyed socket without a word (no error, no callback), and 'close'
     // comes on a later turn: a writer awaiting each send would spin on the dead connection until
     // then, starving the event loop that would deliver it.
@@ -47,7 +58,19 @@ export class NodeSink implements Sink {
       this.#owner.gone();
       return false;
     }
-    res.write(chunk, notify ? this.#afterWrite : undefined);
+    const callback = notify ? this.#afterWrite : undefined;
+    const socket = this.#socket;
+    if (socket === undefined) {
+      res.write(chunk instanceof Payload ? chunk.bytes : chunk, callback);
+      // The first write puts the headers on the wire; after it the socket may be ours.
+      if (this.#firstWrite) this.#takeSocket();
+    } else if (chunk instanceof Payload) {
+      socket.write(chunk.framed, callback);
+    } else if (typeof chunk === 'string') {
+      socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
+    } else {
+      socket.write(new Payload(chunk).framed, callback);
+    }
     return true;
   }
 
@@ -57,6 +80,14 @@ export class NodeSink implements Sink {
 
   destroy(): void {
     this.#res.destroy();
+  }
+
+  #takeSocket(): void {
+    this.#firstWrite = false;
+    const res = this.#res;
+    if (res instanceof ServerResponse && res.write === nativeWrite && res.chunkedEncoding && res.socket !== null) {
+      this.#socket = res.socket;
+    }
   }
 
   readonly #afterWrite = (error?: Error | null): void => {

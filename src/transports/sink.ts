@@ -3,13 +3,15 @@
  * moves bytes to one kind of response (node:http, node:http2, a web ReadableStream) and reports
  * back through {@link SinkOwner}.
  */
+import type { Payload } from './payload.js';
+
 export interface Sink {
   /**
    * Queues bytes for the client; `false` when the connection turned out to be gone. With
    * `notify`, the owner's `flushed()` runs once these bytes have left the sink's buffer (or the
    * connection is gone): how `"wait"` learns that the client caught up.
    */
-  write(chunk: string | Uint8Array, notify?: boolean): boolean;
+  write(chunk: string | Uint8Array | Payload, notify?: boolean): boolean;
   /** Bytes accepted but not yet handed on: the measure of a slow client. */
   readonly buffered: number;
   /** Ends the response cleanly: the client sees the end of the stream and reconnects. */

@@ -1,3 +1,4 @@
+import { Payload } from './payload.js';
 import type { Sink, SinkOwner } from './sink.js';
 
 const encoder = new TextEncoder();
@@ -37,9 +38,10 @@ export class WebSink implements Sink {
     return this.#open ? -(this.#controller.desiredSize ?? 0) : 0;
   }
 
-  write(chunk: string | Uint8Array, notify = false): boolean {
+  write(chunk: string | Uint8Array | Payload, notify = false): boolean {
     if (!this.#open) return false;
-    this.#controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : chunk);
+    const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk instanceof Payload ? chunk.bytes : chunk;
+    this.#controller.enqueue(bytes);
     if (notify) this.#notify = true;
     return true;
   }
