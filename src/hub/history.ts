@@ -48,6 +48,11 @@ export class History {
     return this.#seq === 0 ? undefined : `${this.epoch}-${this.#seq}`;
   }
 
+  /** Sequence number of the most recent event; 0 before any. */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
   /** Assigns the next id. */
   nextId(): { seq: number; id: string } {
     const seq = ++this.#seq;

@@ -2,9 +2,10 @@ import { defaultOnConnect, type ConnectResult } from '../connect.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { serveSse, type ServeSseOptions, type SseHandler } from '../serve.js';
-import { SseConnection, type SseRequest, type SseStream } from '../stream.js';
+import type { SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
-import { History, type HistoryEntry } from './history.js';
+import { concat, FanOut, makeSubscriber, sharesTopic, type Subscriber } from './fanout.js';
+import { History } from './history.js';
 
 export interface HubOptions {
   /** Events kept for replay. Default 1 000; 0 keeps none. */
@@ -74,15 +75,6 @@ export interface ResetData {
   reason: 'unknown' | 'expired';
 }
 
-interface Subscriber {
-  readonly stream: SseStream;
-  /** The connection, when the stream is ours: fan-out then writes without a promise per delivery. */
-  readonly connection: SseConnection | undefined;
-  readonly topics: readonly string[];
-  /** The last publish this subscriber was written by: dedupes multi-topic publishes without a Set. */
-  round: number;
-}
-
 const encoder = new TextEncoder();
 
 export function createHub(options: HubOptions = {}): Hub {
@@ -106,33 +98,13 @@ export function createHub(options: HubOptions = {}): Hub {
   formatEvent({ event: resetEvent });
 
   const history = new History(capacity, historyMaxAge);
-  const byTopic = new Map<string, Set<Subscriber>>();
-  const subscribers = new Set<Subscriber>();
   const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0 };
-  let round = 0;
+  const fanOut = new FanOut((result, events) => {
+    if (result === 'written') counts.delivered += events;
+    else if (result === 'dropped') counts.dropped += events;
+    else if (result === 'evicted') counts.evicted++;
+  });
   let closing = false;
-
-  function deliver(subscriber: Subscriber, payload: Payload): void {
-    const { connection } = subscriber;
-    if (connection === undefined) {
-      void subscriber.stream.write(payload.bytes);
-      counts.delivered++;
-      return;
-    }
-    switch (connection.offer(payload)) {
-      case 'written':
-        counts.delivered++;
-        break;
-      case 'dropped':
-        counts.dropped++;
-        break;
-      case 'evicted':
-        counts.evicted++;
-        break;
-      case 'closed':
-        break;
-    }
-  }
 
   function publish(topics: string | string[], event: SseEvent): Promise<string> {
     try {
@@ -142,18 +114,10 @@ export function createHub(options: HubOptions = {}): Hub {
       const { seq, id } = history.nextId();
       // Serialised and encoded once: every subscriber and every replay writes these same bytes.
       const payload = new Payload(encoder.encode(formatEvent({ ...event, id })));
-      history.add({ seq, id, topics: list, payload, time: Date.now() });
+      const entry = { seq, id, topics: list, payload, time: Date.now() };
+      history.add(entry);
       counts.published++;
-      const mark = ++round;
-      for (const topic of list) {
-        const group = byTopic.get(topic);
-        if (group === undefined) continue;
-        for (const subscriber of group) {
-          if (subscriber.round === mark) continue;
-          subscriber.round = mark;
-          deliver(subscriber, payload);
-        }
-      }
+      fanOut.enqueue(entry);
       return Promise.resolve(id);
     } catch (error) {
       return Promise.reject(error);
@@ -170,12 +134,12 @@ export function createHub(options: HubOptions = {}): Hub {
       write(subscriber, reset);
       return;
     }
-    for (const entry of since.entries) {
-      if (!sharesTopic(entry, subscriber.topics)) continue;
-      write(subscriber, entry.payload);
-      counts.replayed++;
-      counts.delivered++;
-    }
+    const missed = since.entries.filter((entry) => sharesTopic(entry, subscriber.topics)).map((entry) => entry.payload);
+    if (missed.length === 0) return;
+    // One write for the whole replay.
+    write(subscriber, missed.length === 1 ? missed[0]! : concat(missed));
+    counts.replayed += missed.length;
+    counts.delivered += missed.length;
   }
 
   function write(subscriber: Subscriber, payload: Payload): void {
@@ -185,32 +149,17 @@ export function createHub(options: HubOptions = {}): Hub {
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {
     const list = checkTopics(topics, 'subscribe');
-    const subscriber: Subscriber = {
-      stream,
-      connection: stream instanceof SseConnection ? stream : undefined,
-      topics: list,
-      round: 0,
-    };
+    // Everything published so far reaches it by replay or not at all; the rest, by fan-out.
+    const subscriber = makeSubscriber(stream, list, history.lastSeq);
     const unsubscribe = (): void => {
-      if (!subscribers.delete(subscriber)) return;
-      stream.signal.removeEventListener('abort', unsubscribe);
-      for (const topic of list) {
-        const group = byTopic.get(topic);
-        group?.delete(subscriber);
-        if (group?.size === 0) byTopic.delete(topic);
-      }
+      if (fanOut.remove(subscriber)) stream.signal.removeEventListener('abort', unsubscribe);
     };
     if (stream.closed) return { topics: list, unsubscribe };
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
     if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
     if (stream.closed) return { topics: list, unsubscribe };
-    subscribers.add(subscriber);
-    for (const topic of list) {
-      let group = byTopic.get(topic);
-      if (group === undefined) byTopic.set(topic, (group = new Set()));
-      group.add(subscriber);
-    }
+    fanOut.add(subscriber);
     stream.signal.addEventListener('abort', unsubscribe, { once: true });
     return { topics: list, unsubscribe };
   }
@@ -244,14 +193,16 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   function stats(): HubStats {
-    return { connections: subscribers.size, topics: byTopic.size, ...counts, history: history.size };
+    return { connections: fanOut.subscribers.size, topics: fanOut.topicCount, ...counts, history: history.size };
   }
 
   async function close({ retry, timeout = 5000 }: { retry?: number; timeout?: number } = {}): Promise<void> {
     closing = true;
+    // What was published before close() still goes out, ahead of the retry hint.
+    fanOut.flush();
     const hint = retry === undefined ? undefined : encoder.encode(`retry: ${formatRetry(retry)}\n\n`);
     const gone: Array<Promise<void>> = [];
-    for (const { stream, connection } of [...subscribers]) {
+    for (const { stream, connection } of [...fanOut.subscribers]) {
       if (hint !== undefined) void stream.write(hint);
       stream.close();
       if (connection !== undefined) gone.push(connection.whenGone());
@@ -265,11 +216,6 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   return { publish, subscribe, handler, stats, close };
-}
-
-function sharesTopic(entry: HistoryEntry, topics: readonly string[]): boolean {
-  for (const topic of entry.topics) if (topics.includes(topic)) return true;
-  return false;
 }
 
 function checkTopics(topics: unknown, where: string): string[] {
