@@ -55,6 +55,8 @@ const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'clos
 interface Settings {
   onConnect: OnConnect;
   heartbeat: Heartbeat | undefined;
+  /** One function for every connection of the handler, rather than a closure each. */
+  leaveHeartbeat: ((connection: SseConnection) => void) | undefined;
   opening: string;
   highWaterMark: number;
   onSlowClient: SlowClientPolicy;
@@ -108,9 +110,11 @@ function resolveSettings(options: ServeSseOptions): Settings {
   if (!isPositiveInteger(maxLastEventIdLength)) {
     throw optionError('maxLastEventIdLength', 'a positive integer', maxLastEventIdLength);
   }
+  const heartbeat = keepAlive === false ? undefined : sharedHeartbeat(keepAlive);
   return {
     onConnect,
-    heartbeat: keepAlive === false ? undefined : sharedHeartbeat(keepAlive),
+    heartbeat,
+    leaveHeartbeat: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
     // The first bytes go out at once: they push the headers through buffering proxies and beat
     // first-byte timeouts. A retry hint, when there is one, serves; else an empty comment.
     opening: retry === undefined ? ':\n\n' : `retry: ${formatRetry(retry)}\n\n`,
@@ -140,13 +144,12 @@ async function negotiate(settings: Settings, request: SseRequest): Promise<Conne
 }
 
 function openConnection(settings: Settings, request: SseRequest): SseConnection {
-  const { heartbeat } = settings;
   return new SseConnection({
     request,
     lastEventId: lastEventIdOf(request, settings.maxLastEventIdLength),
     highWaterMark: settings.highWaterMark,
     onSlowClient: settings.onSlowClient,
-    onClose: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
+    onClose: settings.leaveHeartbeat,
   });
 }
 

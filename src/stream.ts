@@ -62,16 +62,20 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   readonly request: SseRequest;
   readonly lastEventId: string | undefined;
   #sink!: Sink;
-  readonly #abort = new AbortController();
+  /** Made on first use of `signal`: an AbortController is an EventTarget, heavy at 50,000 idle streams. */
+  #abort: AbortController | undefined;
   readonly #highWaterMark: number;
   readonly #policy: SlowClientPolicy;
-  readonly #onClose: ((connection: SseConnection) => void) | undefined;
+  #onClose: ((connection: SseConnection) => void) | undefined;
+  /** Internal observers (the hub's unsubscribe), cheaper than abort listeners. */
+  #closeHooks: Array<() => void> | undefined;
+  #closedPromise: Promise<void> | undefined;
   #closed = false;
   #dropped = 0;
   /** Set by every write, cleared by the heartbeat: only idle streams get keep-alive comments. */
   #wroteSinceBeat = false;
   /** `send` promises waiting for the client to catch up (`"wait"` only). */
-  #waiting: Array<() => void> = [];
+  #waiting: Array<() => void> | undefined;
   /** Buffered bytes allowed before the policy applies: the high-water mark, stretched by a replay. */
   #limit: number;
   #sinkGone = false;
@@ -94,7 +98,22 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   }
 
   get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      this.#abort = new AbortController();
+      if (this.#closed) this.#abort.abort();
+    }
     return this.#abort.signal;
+  }
+
+  /** Runs `hook` once when the stream closes (at once if it has). */
+  onClosed(hook: () => void): void {
+    if (this.#closed) hook();
+    else (this.#closeHooks ??= []).push(hook);
+  }
+
+  /** Resolves when the stream closes: what a writer that only subscribes returns. */
+  whenClosed(): Promise<void> {
+    return (this.#closedPromise ??= this.#closed ? RESOLVED : new Promise((resolve) => this.onClosed(resolve)));
   }
 
   get closed(): boolean {
@@ -198,19 +217,20 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     if (this.offer(chunk) !== 'written' || this.#policy !== 'wait' || this.#sink.buffered <= this.#highWaterMark) {
       return RESOLVED;
     }
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    return new Promise((resolve) => (this.#waiting ??= []).push(resolve));
   }
 
   /** The sink flushed bytes written under `"wait"`. */
   flushed = (): void => {
-    if (this.#waiting.length > 0 && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
+    if (this.#waiting !== undefined && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
       this.#releaseWaiting();
     }
   };
 
   #releaseWaiting(): void {
     const waiting = this.#waiting;
-    this.#waiting = [];
+    if (waiting === undefined) return;
+    this.#waiting = undefined;
     for (const resolve of waiting) resolve();
   }
 
@@ -220,7 +240,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     this.#closed = true;
     this.#releaseWaiting();
     this.#onClose?.(this);
-    this.#abort.abort();
+    this.#onClose = undefined;
+    const hooks = this.#closeHooks;
+    this.#closeHooks = undefined;
+    if (hooks !== undefined) for (const hook of hooks) hook();
+    this.#abort?.abort();
     return true;
   }
 }

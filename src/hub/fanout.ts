@@ -21,7 +21,7 @@ export function makeSubscriber(stream: SseStream, topics: readonly string[], sin
     stream,
     connection: stream instanceof SseConnection ? stream : undefined,
     topics,
-    key: [...topics].sort().join('\n'),
+    key: topics.length === 1 ? topics[0]! : [...topics].sort().join('\n'),
     since,
     round: 0,
   };

@@ -2,7 +2,7 @@ import { defaultOnConnect, type ConnectResult } from '../connect.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { serveSse, type ServeSseOptions, type SseHandler } from '../serve.js';
-import type { SseRequest, SseStream } from '../stream.js';
+import type { SseConnection, SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
 import { concat, FanOut, makeSubscriber, sharesTopic, type Subscriber } from './fanout.js';
 import { History } from './history.js';
@@ -151,16 +151,15 @@ export function createHub(options: HubOptions = {}): Hub {
     const list = checkTopics(topics, 'subscribe');
     // Everything published so far reaches it by replay or not at all; the rest, by fan-out.
     const subscriber = makeSubscriber(stream, list, history.lastSeq);
-    const unsubscribe = (): void => {
-      if (fanOut.remove(subscriber)) stream.signal.removeEventListener('abort', unsubscribe);
-    };
+    const unsubscribe = (): void => void fanOut.remove(subscriber);
     if (stream.closed) return { topics: list, unsubscribe };
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
     if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
     if (stream.closed) return { topics: list, unsubscribe };
     fanOut.add(subscriber);
-    stream.signal.addEventListener('abort', unsubscribe, { once: true });
+    if (subscriber.connection !== undefined) subscriber.connection.onClosed(unsubscribe);
+    else stream.signal.addEventListener('abort', unsubscribe, { once: true });
     return { topics: list, unsubscribe };
   }
 
@@ -169,10 +168,10 @@ export function createHub(options: HubOptions = {}): Hub {
     // What onConnect decided, for the writer: keyed by request, gone with it.
     const chosen = new WeakMap<object, string[]>();
     return serveSse(
-      async (request, stream) => {
+      (request, stream) => {
         if (closing) return;
         subscribe(stream, chosen.get(request) ?? []);
-        await closedSignal(stream.signal);
+        return (stream as SseConnection).whenClosed();
       },
       {
         keepAlive,
@@ -230,13 +229,6 @@ function queryTopics(request: SseRequest): string[] {
   const url = request.url ?? '';
   const start = url.indexOf('?');
   return start === -1 ? [] : new URLSearchParams(url.slice(start + 1)).getAll('topic').filter((t) => t !== '');
-}
-
-function closedSignal(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 function hubOptionError(name: string, expected: string, value: unknown): TypeError {

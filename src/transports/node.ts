@@ -20,7 +20,7 @@ export interface NodeResponse {
   write(chunk: string | Uint8Array, callback?: (error?: Error | null) => void): boolean;
   end(chunk?: string): unknown;
   destroy(error?: Error): unknown;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
@@ -40,7 +40,7 @@ export class NodeSink implements Sink {
     this.#res = res;
     this.#owner = owner;
     // 'close' fires when the client goes away and after a normal end; both mean "gone".
-    res.once('close', owner.gone);
+    res.on('close', owner.gone);
     // A reset socket must never become an uncaught exception; the stream just ends.
     res.on('error', owner.gone);
   }
