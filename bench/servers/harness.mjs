@@ -22,18 +22,20 @@ export function payload(publishedUs, size) {
  * @param {import('node:http').Server} variant.server
  * @param {(n: number, data: string) => unknown} variant.publish  publishes event number n
  * @param {() => number} variant.connections  SSE streams currently subscribed
+ * @param {() => object} [variant.stats]  the library's own counters, kept in the JSON results
  */
-export function runServer({ server, publish, connections }) {
+export function runServer({ server, publish, connections, stats = () => null }) {
   // A client that vanishes mid-request must not take the server down.
   server.on('clientError', (err, socket) => socket.destroy());
 
   let cpuAtRunStart = null;
   const commands = {
     connections: () => ({ count: connections() }),
+    stats: () => stats(),
     memory: () => memory(),
-    run: async ({ events, size }) => {
+    run: async ({ events, size, intervalMs = 0 }) => {
       cpuAtRunStart = process.cpuUsage();
-      return { ...(await publishAll(publish, events, size)), cpu: cpuSince(cpuAtRunStart) };
+      return { ...(await publishAll(publish, events, size, intervalMs)), cpu: cpuSince(cpuAtRunStart) };
     },
     // CPU from the start of the run until now: the runner asks once every event has arrived
     // (or the scenario timed out), so writes the server finished after its last publish count.
@@ -60,14 +62,20 @@ export function runServer({ server, publish, connections }) {
 /**
  * N events, one per event-loop turn: a synchronous burst would let a library coalesce writes
  * and would measure something no real server does (events arrive from I/O, one at a time).
+ * With `intervalMs`, events are paced at that period instead (on a fixed schedule, so timer
+ * lateness does not accumulate): a rate every variant can sustain, where a library cannot
+ * batch consecutive events and the cost per event shows.
  */
-async function publishAll(publish, events, size) {
+async function publishAll(publish, events, size, intervalMs) {
+  const startMs = performance.now();
   let firstUs = 0;
   for (let n = 1; n <= events; n++) {
     const t = nowUs();
     if (n === 1) firstUs = t;
     await publish(n, payload(t, size));
-    await new Promise(setImmediate);
+    const wait = intervalMs > 0 ? startMs + n * intervalMs - performance.now() : 0;
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    else await new Promise(setImmediate);
   }
   return { published: events, firstUs, lastUs: nowUs() };
 }
