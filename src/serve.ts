@@ -51,8 +51,8 @@ export const DEFAULT_KEEP_ALIVE = 15_000;
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'close'];
 
-/** Options checked once, when the handler is made, so that a typo fails at start-up. */
-interface Settings {
+/** Options, checked and resolved. */
+export interface Settings {
   onConnect: OnConnect;
   heartbeat: Heartbeat | undefined;
   /** One function for every connection of the handler, rather than a closure each. */
@@ -71,19 +71,31 @@ interface Settings {
 export function serveSse(writer: StreamWriter, options: ServeSseOptions = {}): SseHandler {
   if (typeof writer !== 'function') throw new TypeError('serve-sse: serveSse(writer) needs a function');
   const settings = resolveSettings(options);
+  return createSseHandler(settings, (connection) => void runWriter(settings.logger, writer, connection));
+}
+
+/** What happens once a stream is open: run a writer, or (for a hub) just subscribe. */
+export type Opener = (connection: SseConnection) => void;
+
+/**
+ * The handler for both transports around an opener: negotiation, headers and the stream's
+ * lifecycle live here once; what differs between serveSse and a hub is only the opener.
+ */
+export function createSseHandler(settings: Settings, open: Opener): SseHandler {
   const handler = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void => {
-    serveNode(settings, writer, req, res as NodeResponse, next).catch((error: unknown) => {
+    serveNode(settings, open, req, res as NodeResponse, next).catch((error: unknown) => {
       // Only a bug or a broken response gets here (a header value Node refuses, say).
       settings.logger.error(error, 'serve-sse: could not answer the request');
       if (!res.headersSent) (res as NodeResponse).writeHead(500);
       (res as NodeResponse).end();
     });
   };
-  handler.fetch = (request: Request): Promise<Response> => serveFetch(settings, writer, request);
+  handler.fetch = (request: Request): Promise<Response> => serveFetch(settings, open, request);
   return handler;
 }
 
-function resolveSettings(options: ServeSseOptions): Settings {
+/** Checks the options once, when a handler is made, so that a typo fails at start-up. */
+export function resolveSettings(options: ServeSseOptions): Settings {
   const {
     onConnect = defaultOnConnect,
     keepAlive = DEFAULT_KEEP_ALIVE,
@@ -153,11 +165,11 @@ function openConnection(settings: Settings, request: SseRequest): SseConnection 
   });
 }
 
-/** Opens the stream: first bytes, heartbeat, then the writer. Shared by both transports. */
-function start(settings: Settings, writer: StreamWriter, connection: SseConnection): void {
-  void connection.write(settings.opening);
+/** Opens the stream: first bytes, heartbeat, then the opener. Shared by both transports. */
+function start(settings: Settings, open: Opener, connection: SseConnection): void {
+  connection.offer(settings.opening);
   settings.heartbeat?.add(connection);
-  void runWriter(settings.logger, writer, connection);
+  open(connection);
 }
 
 async function runWriter(logger: Logger, writer: StreamWriter, stream: SseConnection): Promise<void> {
@@ -204,7 +216,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<SseEvent> {
 
 async function serveNode(
   settings: Settings,
-  writer: StreamWriter,
+  open: Opener,
   req: IncomingMessage | Http2ServerRequest,
   res: NodeResponse,
   next: NextFunction | undefined,
@@ -229,10 +241,10 @@ async function serveNode(
   const connection = openConnection(settings, req);
   connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);
-  start(settings, writer, connection);
+  start(settings, open, connection);
 }
 
-async function serveFetch(settings: Settings, writer: StreamWriter, request: Request): Promise<Response> {
+async function serveFetch(settings: Settings, open: Opener, request: Request): Promise<Response> {
   const answer = await negotiate(settings, request);
   if (answer.status !== 200) {
     const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304;
@@ -248,6 +260,6 @@ async function serveFetch(settings: Settings, writer: StreamWriter, request: Req
     signal.addEventListener('abort', connection.gone, { once: true });
     connection.signal.addEventListener('abort', () => signal.removeEventListener('abort', connection.gone), { once: true });
   }
-  start(settings, writer, connection);
+  start(settings, open, connection);
   return new Response(sink.readable, { status: 200, headers: answer.headers });
 }

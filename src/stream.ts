@@ -67,9 +67,8 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   readonly #highWaterMark: number;
   readonly #policy: SlowClientPolicy;
   #onClose: ((connection: SseConnection) => void) | undefined;
-  /** Internal observers (the hub's unsubscribe), cheaper than abort listeners. */
-  #closeHooks: Array<() => void> | undefined;
-  #closedPromise: Promise<void> | undefined;
+  /** Internal observers (the hub's unsubscribe), cheaper than abort listeners; rarely more than one. */
+  #closeHooks: (() => void) | Array<() => void> | undefined;
   #closed = false;
   #dropped = 0;
   /** Set by every write, cleared by the heartbeat: only idle streams get keep-alive comments. */
@@ -107,13 +106,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
 
   /** Runs `hook` once when the stream closes (at once if it has). */
   onClosed(hook: () => void): void {
+    const hooks = this.#closeHooks;
     if (this.#closed) hook();
-    else (this.#closeHooks ??= []).push(hook);
-  }
-
-  /** Resolves when the stream closes: what a writer that only subscribes returns. */
-  whenClosed(): Promise<void> {
-    return (this.#closedPromise ??= this.#closed ? RESOLVED : new Promise((resolve) => this.onClosed(resolve)));
+    else if (hooks === undefined) this.#closeHooks = hook;
+    else if (typeof hooks === 'function') this.#closeHooks = [hooks, hook];
+    else hooks.push(hook);
   }
 
   get closed(): boolean {
@@ -221,11 +218,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   }
 
   /** The sink flushed bytes written under `"wait"`. */
-  flushed = (): void => {
+  flushed(): void {
     if (this.#waiting !== undefined && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
       this.#releaseWaiting();
     }
-  };
+  }
 
   #releaseWaiting(): void {
     const waiting = this.#waiting;
@@ -243,7 +240,8 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     this.#onClose = undefined;
     const hooks = this.#closeHooks;
     this.#closeHooks = undefined;
-    if (hooks !== undefined) for (const hook of hooks) hook();
+    if (typeof hooks === 'function') hooks();
+    else if (hooks !== undefined) for (const hook of hooks) hook();
     this.#abort?.abort();
     return true;
   }

@@ -1,8 +1,8 @@
 import { defaultOnConnect, type ConnectResult } from '../connect.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
-import { serveSse, type ServeSseOptions, type SseHandler } from '../serve.js';
-import type { SseConnection, SseRequest, SseStream } from '../stream.js';
+import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
+import type { SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
 import { concat, FanOut, makeSubscriber, sharesTopic, type Subscriber } from './fanout.js';
 import { History } from './history.js';
@@ -167,28 +167,26 @@ export function createHub(options: HubOptions = {}): Hub {
     const { topics: chooseTopics = queryTopics, onConnect = defaultOnConnect, ...rest } = handlerOptions;
     // What onConnect decided, for the writer: keyed by request, gone with it.
     const chosen = new WeakMap<object, string[]>();
-    return serveSse(
-      (request, stream) => {
-        if (closing) return;
-        subscribe(stream, chosen.get(request) ?? []);
-        return (stream as SseConnection).whenClosed();
+    const settings = resolveSettings({
+      keepAlive,
+      highWaterMark,
+      onSlowClient,
+      logger,
+      ...rest,
+      onConnect: async (request): Promise<ConnectResult> => {
+        const answer = await onConnect(request);
+        if ((Array.isArray(answer) ? answer[0] : answer.status) !== 200) return answer;
+        const topics = checkTopics(await chooseTopics(request), 'the topics option');
+        if (topics.length === 0) return { status: 204 };
+        chosen.set(request, topics);
+        return answer;
       },
-      {
-        keepAlive,
-        highWaterMark,
-        onSlowClient,
-        logger,
-        ...rest,
-        onConnect: async (request): Promise<ConnectResult> => {
-          const answer = await onConnect(request);
-          if ((Array.isArray(answer) ? answer[0] : answer.status) !== 200) return answer;
-          const topics = checkTopics(await chooseTopics(request), 'the topics option');
-          if (topics.length === 0) return { status: 204 };
-          chosen.set(request, topics);
-          return answer;
-        },
-      },
-    );
+    });
+    // No writer: the connection just joins the fan-out, and the hub writes to it from then on.
+    return createSseHandler(settings, (connection) => {
+      if (closing) connection.close();
+      else subscribe(connection, chosen.get(connection.request) ?? []);
+    });
   }
 
   function stats(): HubStats {

@@ -58,7 +58,7 @@ export class NodeSink implements Sink {
       this.#owner.gone();
       return false;
     }
-    const callback = notify ? this.#afterWrite : undefined;
+    const callback = notify ? (this.#afterWrite ??= this.#makeAfterWrite()) : undefined;
     const socket = this.#socket;
     if (socket === undefined) {
       res.write(chunk instanceof Payload ? chunk.bytes : chunk, callback);
@@ -90,8 +90,14 @@ export class NodeSink implements Sink {
     }
   }
 
-  readonly #afterWrite = (error?: Error | null): void => {
-    if (error) this.#owner.gone();
-    this.#owner.flushed();
-  };
+  /** Made on first use: only `"wait"` streams need to hear about flushed writes. */
+  #afterWrite: ((error?: Error | null) => void) | undefined;
+
+  #makeAfterWrite(): (error?: Error | null) => void {
+    const owner = this.#owner;
+    return (error) => {
+      if (error) owner.gone();
+      owner.flushed();
+    };
+  }
 }
