@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
+import { openEvents } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
@@ -85,5 +86,20 @@ test('examples/node-http.mjs streams tick events with increasing ids, and resume
   await new Promise((resolve) => setTimeout(resolve, 200));
   child.kill('SIGTERM');
   await once(child, 'exit', { signal: AbortSignal.timeout(5_000) });
+  assert.equal(stderr(), '', 'nothing on stderr');
+});
+
+test('examples/hub.mjs: events flow, and SIGTERM with streams open sends retry, ends them, and exits 0', async () => {
+  const { url, child, stderr } = await start('examples/hub.mjs');
+  const reader = await openEvents(url);
+  await reader.until(() => reader.events.length >= 1, 5000, 'a time event');
+  assert.equal(reader.events[0]!.event, 'time');
+  assert.ok(reader.events[0]!.id, 'hub events carry ids');
+  const exited = once(child, 'exit', { signal: AbortSignal.timeout(5_000) });
+  child.kill('SIGTERM');
+  const [code] = (await exited) as [number | null];
+  assert.equal(code, 0, 'the process exits by itself, streams and all');
+  await reader.until(() => reader.ended, 5000, 'the stream to end');
+  assert.equal(reader.retry, 5000);
   assert.equal(stderr(), '', 'nothing on stderr');
 });
