@@ -1,23 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
-import { formatRetry, type SseEvent } from './format.js';
+import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
 import { consoleLogger, type Logger } from './logger.js';
-import { SseConnection, type SlowClientPolicy, type SseRequest, type SseStream } from './stream.js';
+import { SseConnection, type SlowClientPolicy, type SseRequest } from './stream.js';
 import { NodeSink, type NodeResponse } from './transports/node.js';
 import { WebSink } from './transports/web.js';
+import { runWriter, type StreamWriter } from './writer.js';
 
-/**
- * The application's part: write events to the stream. The stream ends when the function returns
- * (or its promise settles, or its iterable ends), so a long-lived writer awaits something, such as
- * the stream's `signal`.
- */
-export type StreamWriter = (
-  request: SseRequest,
-  stream: SseStream,
-) => void | Promise<void> | AsyncIterable<SseEvent>;
+export type { StreamWriter } from './writer.js';
 
 export interface ServeSseOptions {
   /** Decides the status and headers before anything is written (authentication). Default: {@link defaultOnConnect}. */
@@ -170,48 +163,6 @@ function start(settings: Settings, open: Opener, connection: SseConnection): voi
   connection.offer(settings.opening);
   settings.heartbeat?.add(connection);
   open(connection);
-}
-
-async function runWriter(logger: Logger, writer: StreamWriter, stream: SseConnection): Promise<void> {
-  try {
-    const result = writer(stream.request, stream);
-    if (isAsyncIterable(result)) await pipeEvents(result, stream);
-    else await result;
-  } catch (error) {
-    // A writer that stops because the client left is not an error worth a stack trace.
-    if (!(stream.signal.aborted && isAbortError(error, stream.signal))) {
-      logger.error(error, 'serve-sse: the stream writer threw; the stream was closed');
-    }
-  } finally {
-    stream.close();
-  }
-}
-
-async function pipeEvents(events: AsyncIterable<SseEvent>, stream: SseConnection): Promise<void> {
-  const iterator = events[Symbol.asyncIterator]();
-  // When the client leaves, ask the iterator to finish rather than waiting for its next event.
-  const stop = (): void => {
-    iterator.return?.()?.catch(() => {});
-  };
-  stream.signal.addEventListener('abort', stop, { once: true });
-  try {
-    while (!stream.closed) {
-      const next = await iterator.next();
-      if (next.done === true || stream.closed) break;
-      await stream.send(next.value);
-    }
-  } finally {
-    stream.signal.removeEventListener('abort', stop);
-    if (!stream.closed) await iterator.return?.();
-  }
-}
-
-function isAbortError(error: unknown, signal: AbortSignal): boolean {
-  return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<SseEvent> {
-  return value !== null && typeof value === 'object' && Symbol.asyncIterator in value;
 }
 
 async function serveNode(
