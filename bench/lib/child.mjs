@@ -7,15 +7,19 @@ const live = new Set();
 const STDERR_LINES_KEPT = 20;
 
 export class Child {
-  /** @param {string} file  module to fork; @param {string} label  for messages */
-  constructor(file, label) {
+  /**
+   * @param {string} file  module to fork
+   * @param {string} label  for messages
+   * @param {string[]} [args]  its command-line arguments
+   */
+  constructor(file, label, args = []) {
     this.label = label;
     this.stderr = [];
     this.exited = false;
     this.nextId = 1;
     this.pending = new Map(); // id -> { resolve, reject, timer }
     this.waiters = new Map(); // message type -> [resolve]
-    this.proc = fork(file, [], {
+    this.proc = fork(file, args, {
       // --expose-gc: memory figures are taken after a full GC.
       execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
