@@ -8,6 +8,7 @@
 // keep-alives are not events). On a sampled subset of connections it also reads the publish
 // timestamp at the start of the data and records publish-to-receive latency. The parser is in
 // lib/sse-parser.mjs (checked against eventsource-parser by client-selftest.mjs).
+import { answerRequests } from './lib/child.mjs';
 import net from 'node:net';
 import { SseResponseParser } from './lib/sse-parser.mjs';
 
@@ -225,14 +226,5 @@ const commands = {
   closeAll: () => closeAll(),
 };
 
-process.on('message', async (msg) => {
-  const command = commands[msg.cmd];
-  try {
-    if (!command) throw new Error(`unknown command ${msg.cmd}`);
-    process.send({ type: 'reply', id: msg.id, ok: true, value: await command(msg) });
-  } catch (err) {
-    process.send({ type: 'reply', id: msg.id, ok: false, error: String(err?.stack ?? err) });
-  }
-});
-process.on('disconnect', () => process.exit(0));
+answerRequests(commands);
 process.send({ type: 'ready' });

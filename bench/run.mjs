@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Child, killAll } from './lib/child.mjs';
+import { Child, killAll, runMain } from './lib/child.mjs';
 import { renderTable } from './lib/table.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -294,17 +294,4 @@ async function main() {
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 }
 
-// Whatever ends the runner, the processes it started end with it.
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-main().catch((err) => {
-  console.error(err);
-  killAll();
-  process.exitCode = 1;
-});
+runMain(main);

@@ -20,7 +20,7 @@ import { createServer } from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Child, killAll } from './lib/child.mjs';
+import { answerRequests, Child, killAll, runMain } from './lib/child.mjs';
 import { SseResponseParser } from './lib/sse-parser.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,7 +48,7 @@ async function serverRole() {
 
   const openSockets = () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 
-  serve({
+  answerRequests({
     // Cheap, polled while draining: no GC.
     connections: async () => ({ hub: hub.stats().connections, sockets: await openSockets() }),
     sample: async () => {
@@ -68,7 +68,7 @@ async function serverRole() {
 // Client process: connect, wait for the head, destroy; `concurrency` at a time.
 
 function clientRole() {
-  serve({ cycles: (msg) => runCycles(msg) });
+  answerRequests({ cycles: (msg) => runCycles(msg) });
   process.send({ type: 'ready' });
 }
 
@@ -117,20 +117,6 @@ function cycle(port, localAddress) {
   });
 }
 
-/** Answers the runner's requests over IPC (the protocol of lib/child.mjs). */
-function serve(commands) {
-  process.on('message', async (msg) => {
-    const command = commands[msg.cmd];
-    try {
-      if (!command) throw new Error(`unknown command ${msg.cmd}`);
-      process.send({ type: 'reply', id: msg.id, ok: true, value: await command(msg) });
-    } catch (err) {
-      process.send({ type: 'reply', id: msg.id, ok: false, error: String(err?.stack ?? err) });
-    }
-  });
-  // The runner is gone: nothing left to do.
-  process.on('disconnect', () => process.exit(0));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Runner.
@@ -300,17 +286,5 @@ const role = process.argv[2];
 if (role === 'server') await serverRole();
 else if (role === 'client') clientRole();
 else {
-  // Whatever ends the runner, the processes it started end with it.
-  process.on('exit', killAll);
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.on(signal, () => {
-      killAll();
-      process.exit(130);
-    });
-  }
-  main().catch((err) => {
-    console.error(err);
-    killAll();
-    process.exitCode = 1;
-  });
+  runMain(main);
 }

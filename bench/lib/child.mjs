@@ -115,3 +115,36 @@ export class Child {
 export function killAll() {
   for (const child of live) child.kill();
 }
+
+/**
+ * The child side of the protocol: answers the runner's requests with `commands[msg.cmd](msg)`,
+ * and exits when the runner is gone (crashed, killed), since nothing is left to serve.
+ */
+export function answerRequests(commands) {
+  process.on('message', async (msg) => {
+    const command = commands[msg.cmd];
+    try {
+      if (!command) throw new Error(`unknown command ${msg.cmd}`);
+      process.send({ type: 'reply', id: msg.id, ok: true, value: await command(msg) });
+    } catch (err) {
+      process.send({ type: 'reply', id: msg.id, ok: false, error: String(err?.stack ?? err) });
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+/** Runs a runner's `main`; whatever ends the runner, the processes it started end with it. */
+export function runMain(main) {
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+  main().catch((err) => {
+    console.error(err);
+    killAll();
+    process.exitCode = 1;
+  });
+}

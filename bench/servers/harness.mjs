@@ -6,6 +6,8 @@
 // taken right before the library call, and the CPU the server spends is measured where it is
 // spent.
 
+import { answerRequests } from '../lib/child.mjs';
+
 /** Microseconds on the monotonic clock (CLOCK_MONOTONIC): the same clock in every process. */
 export function nowUs() {
   const [s, ns] = process.hrtime();
@@ -42,17 +44,7 @@ export function runServer({ server, publish, connections, stats = () => null }) 
     cpu: () => cpuSince(cpuAtRunStart ?? process.cpuUsage()),
   };
 
-  process.on('message', async (msg) => {
-    const command = commands[msg.cmd];
-    try {
-      if (!command) throw new Error(`unknown command ${msg.cmd}`);
-      process.send({ type: 'reply', id: msg.id, ok: true, value: await command(msg) });
-    } catch (err) {
-      process.send({ type: 'reply', id: msg.id, ok: false, error: String(err?.stack ?? err) });
-    }
-  });
-  // The runner is gone (crashed, killed): nothing left to serve.
-  process.on('disconnect', () => process.exit(0));
+  answerRequests(commands);
 
   server.listen(0, '127.0.0.1', () => {
     process.send({ type: 'ready', port: server.address().port });
