@@ -44,7 +44,7 @@ function isHttp11(request: SseRequest): boolean {
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** Whether the transport forbids connection-specific headers. */
-export function forbidsHopByHop(request: SseRequest): boolean {
+function forbidsHopByHop(request: SseRequest): boolean {
   return !('httpVersionMajor' in request) || request.httpVersionMajor >= 2;
 }
 

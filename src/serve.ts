@@ -40,8 +40,8 @@ export interface SseHandler {
   fetch(request: Request): Promise<Response>;
 }
 
-export const DEFAULT_KEEP_ALIVE = 15_000;
-export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+const DEFAULT_KEEP_ALIVE = 15_000;
+const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'close'];
 
 /** Options, checked and resolved. */

@@ -95,7 +95,9 @@ export function createHub(options: HubOptions = {}): Hub {
     // A hub publishes to everyone at once: waiting for one client would hold up all of them.
     throw hubOptionError('onSlowClient', '"drop" or "close" (a hub cannot wait for one client)', onSlowClient);
   }
-  formatEvent({ event: resetEvent });
+  if (typeof resetEvent !== 'string' || resetEvent === '' || /[\r\n]/.test(resetEvent)) {
+    throw hubOptionError('resetEvent', 'a non-empty event type without CR or LF', resetEvent);
+  }
 
   const history = new History(capacity, historyMaxAge);
   const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0 };
@@ -197,10 +199,14 @@ export function createHub(options: HubOptions = {}): Hub {
     closing = true;
     // What was published before close() still goes out, ahead of the retry hint.
     fanOut.flush();
-    const hint = retry === undefined ? undefined : encoder.encode(`retry: ${formatRetry(retry)}\n\n`);
+    // One payload for every client, framed once, like any other hub write.
+    const hint = retry === undefined ? undefined : new Payload(encoder.encode(`retry: ${formatRetry(retry)}\n\n`));
     const gone: Array<Promise<void>> = [];
     for (const { stream, connection } of [...fanOut.subscribers]) {
-      if (hint !== undefined) void stream.write(hint);
+      if (hint !== undefined) {
+        if (connection !== undefined) connection.offer(hint);
+        else void stream.write(hint.bytes);
+      }
       stream.close();
       if (connection !== undefined) gone.push(connection.whenGone());
     }
