@@ -236,5 +236,5 @@ function queryTopics(request: SseRequest): string[] {
 }
 
 function hubOptionError(name: string, expected: string, value: unknown): TypeError {
-  return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${String(value)}`);
+  return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
 }
