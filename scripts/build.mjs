@@ -6,7 +6,8 @@ import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-const staging = 'dist.building';
+// Per process, so two builds started at once (helpers, an editor) do not trip over each other.
+const staging = `dist.building-${process.pid}`;
 rmSync(staging, { recursive: true, force: true });
 for (const [project, half] of [['tsconfig.build.json', 'esm'], ['tsconfig.cjs.json', 'cjs']]) {
   execFileSync(process.execPath, [tsc, '-p', project, '--outDir', `${staging}/${half}`], { stdio: 'inherit' });
@@ -15,4 +16,10 @@ for (const [project, half] of [['tsconfig.build.json', 'esm'], ['tsconfig.cjs.js
 writeFileSync(`${staging}/cjs/package.json`, '{\n  "type": "commonjs"\n}\n');
 chmodSync(`${staging}/esm/cli/main.js`, 0o755);
 rmSync('dist', { recursive: true, force: true });
-renameSync(staging, 'dist');
+try {
+  renameSync(staging, 'dist');
+} catch (error) {
+  // Another build finished first: its dist is as good as ours.
+  rmSync(staging, { recursive: true, force: true });
+  if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+}

@@ -2,6 +2,7 @@ export { formatEvent, type SseEvent } from './format.js';
 export { sendEvent, type SseStream, type SseRequest, type SlowClientPolicy } from './stream.js';
 export { lastEventIdOf } from './last-event-id.js';
 export { defaultOnConnect, type ConnectResult, type OnConnect } from './connect.js';
+export type { CorsOptions, CorsOption } from './cors.js';
 export {
   serveSse,
   type ServeSseOptions,

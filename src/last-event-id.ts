@@ -3,7 +3,7 @@
  * control characters a compliant client could never have received, and UTF-8 as the spec says.
  */
 
-import type { IncomingHttpHeaders } from 'node:http';
+import { requestHeader } from './request-header.js';
 import type { SseRequest } from './stream.js';
 
 /** Default longest id accepted, in characters. */
@@ -15,11 +15,7 @@ const utf8 = new TextDecoder();
 
 /** The last event id a request carries, whichever kind of request it is. */
 export function lastEventIdOf(request: SseRequest, maxLength = DEFAULT_MAX_LAST_EVENT_ID_LENGTH): string | undefined {
-  // Duck-typed rather than `instanceof Request`: adapters (such as @hono/node-server) bring their
-  // own Request classes.
-  const { headers } = request;
-  const header = typeof headers.get === 'function' ? (headers as Headers).get('last-event-id') : (headers as IncomingHttpHeaders)['last-event-id'];
-  return readLastEventId(header, request.url, maxLength);
+  return readLastEventId(requestHeader(request, 'last-event-id'), request.url, maxLength);
 }
 
 /**

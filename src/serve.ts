@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
+import { resolveCors, type Cors, type CorsOption } from './cors.js';
 import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
@@ -27,6 +28,11 @@ export interface ServeSseOptions {
   logger?: Logger;
   /** Longest `Last-Event-ID` accepted, in characters; longer ones count as absent. Default 1 024. */
   maxLastEventIdLength?: number;
+  /**
+   * Cross-origin access: the allowed origins, or `{ origin, credentials, maxAge }`. Other origins
+   * get a 403, and preflight requests are answered. Default: no CORS headers (same origin only).
+   */
+  cors?: CorsOption;
 }
 
 /** A Node response, or the Express/Connect `next` callback. */
@@ -55,6 +61,7 @@ export interface Settings {
   onSlowClient: SlowClientPolicy;
   logger: Logger;
   maxLastEventIdLength: number;
+  cors: Cors | undefined;
 }
 
 /**
@@ -97,6 +104,7 @@ export function resolveSettings(options: ServeSseOptions): Settings {
     onSlowClient = 'wait',
     logger = consoleLogger,
     maxLastEventIdLength = DEFAULT_MAX_LAST_EVENT_ID_LENGTH,
+    cors,
   } = options;
   if (typeof onConnect !== 'function') throw optionError('onConnect', 'a function', onConnect);
   if (keepAlive !== false && !isPositiveInteger(keepAlive)) {
@@ -127,6 +135,7 @@ export function resolveSettings(options: ServeSseOptions): Settings {
     onSlowClient,
     logger,
     maxLastEventIdLength,
+    cors: cors === undefined ? undefined : resolveCors(cors),
   };
 }
 
@@ -138,14 +147,23 @@ function optionError(name: string, expected: string, value: unknown): TypeError 
   return new TypeError(`serve-sse: option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
 }
 
-/** `onConnect`, with its failures logged and turned into a 500 rather than thrown at the server. */
+/**
+ * CORS, then `onConnect`, with its failures logged and turned into a 500 rather than thrown at the
+ * server. A refused origin or a preflight is answered before `onConnect` runs.
+ */
 async function negotiate(settings: Settings, request: SseRequest): Promise<ConnectAnswer> {
+  const cors = settings.cors?.check(request);
+  if (cors?.kind === 'answer') return cors;
+  let answer: ConnectAnswer;
   try {
-    return await runOnConnect(settings.onConnect, request);
+    answer = await runOnConnect(settings.onConnect, request);
   } catch (error) {
     settings.logger.error(error, 'serve-sse: onConnect failed; answered 500');
-    return { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
+    answer = { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
   }
+  // On every answer, refusals included, so that a cross-origin client can read why.
+  if (cors !== undefined) answer.headers = { ...cors.headers, ...answer.headers };
+  return answer;
 }
 
 function openConnection(settings: Settings, request: SseRequest): SseConnection {
