@@ -20,3 +20,4 @@ export {
   type Subscription,
   type ResetData,
 } from './hub/hub.js';
+export type { Backplane, LogEntry, LogListener } from './backplanes/backplane.js';

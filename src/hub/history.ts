@@ -1,12 +1,13 @@
 /**
- * The hub's memory of recent events, for replay: a ring buffer bounded by count and by age, and
- * the ids that index it. Ids are `<epoch>-<sequence>`: the epoch tells this hub's ids from those of
- * an earlier process (which it cannot replay), the sequence orders them.
+ * The hub's memory of recent events, for replay: a ring buffer bounded by count and by age.
+ * Ids come from the backplane's log (`<number>-<number>`, increasing); a client's
+ * `Last-Event-ID` is found by exact match, so replay never guesses across ids it has not seen.
  */
 
 import type { Payload } from '../transports/payload.js';
 
 export interface HistoryEntry {
+  /** Local order of arrival: what the fan-out compares, cheaper than ids. */
   readonly seq: number;
   readonly id: string;
   readonly topics: readonly string[];
@@ -20,66 +21,95 @@ export type Since =
   | { known: true; entries: HistoryEntry[] }
   | { known: false; reason: 'unknown' | 'expired' };
 
-const ID = /^(\d+)-(\d+)$/;
-let lastEpoch = 0;
+const ID = /^(\d{1,15})-(\d{1,15})$/;
 
 export class History {
-  /** Distinguishes this hub's ids from any other's in this process, and from earlier processes. */
-  readonly epoch: number;
-  #seq = 0;
   readonly #ring: Array<HistoryEntry | undefined>;
   #start = 0;
   #size = 0;
+  /**
+   * The id just before the oldest entry kept: a client that has it missed nothing we hold.
+   * Starts at the log's origin, when the backplane knows it.
+   */
+  #floor: string | undefined;
+  #last: string | undefined;
 
   constructor(
     readonly capacity: number,
     readonly maxAge: number | undefined,
+    readonly origin: string | undefined,
   ) {
-    this.epoch = lastEpoch = Math.max(Date.now(), lastEpoch + 1);
     this.#ring = new Array<HistoryEntry | undefined>(capacity);
+    this.#floor = origin;
   }
 
   get size(): number {
     return this.#size;
   }
 
-  /** The id of the most recent event, if any was published. */
+  /** The id of the most recent event, if any. */
   get lastId(): string | undefined {
-    return this.#seq === 0 ? undefined : `${this.epoch}-${this.#seq}`;
-  }
-
-  /** Sequence number of the most recent event; 0 before any. */
-  get lastSeq(): number {
-    return this.#seq;
-  }
-
-  /** Assigns the next id. */
-  nextId(): { seq: number; id: string } {
-    const seq = ++this.#seq;
-    return { seq, id: `${this.epoch}-${seq}` };
+    return this.#last;
   }
 
   add(entry: HistoryEntry): void {
-    if (this.capacity === 0) return;
+    this.#last = entry.id;
+    if (this.capacity === 0) {
+      this.#floor = entry.id;
+      return;
+    }
     const end = (this.#start + this.#size) % this.capacity;
+    if (this.#size === this.capacity) {
+      this.#floor = this.#ring[end]!.id;
+      this.#start = (this.#start + 1) % this.capacity;
+    } else {
+      this.#size++;
+    }
     this.#ring[end] = entry;
-    if (this.#size < this.capacity) this.#size++;
-    else this.#start = (this.#start + 1) % this.capacity;
+  }
+
+  /** Forgets everything: the log has a gap, and no replay may span it. */
+  clear(): void {
+    this.#ring.fill(undefined);
+    this.#start = 0;
+    this.#size = 0;
+    this.#floor = undefined;
   }
 
   /** Every retained event after `lastEventId`, oldest first, or why there is no telling. */
   since(lastEventId: string, now: number): Since {
     this.#expire(now);
-    const match = ID.exec(lastEventId);
-    if (match === null || Number(match[1]) !== this.epoch) return { known: false, reason: 'unknown' };
-    const seq = Number(match[2]);
-    if (seq > this.#seq) return { known: false, reason: 'unknown' };
-    const oldest = this.#size === 0 ? this.#seq + 1 : this.#entry(0).seq;
-    // The client must have seen the event just before the oldest one kept, or it missed some.
-    if (seq < oldest - 1) return { known: false, reason: 'expired' };
+    if (lastEventId === this.#last) return { known: true, entries: [] };
+    if (lastEventId === this.#floor) return { known: true, entries: this.#slice(0) };
+    const key = parse(lastEventId);
+    if (key === undefined) return { known: false, reason: 'unknown' };
+    const found = this.#find(key);
+    if (found !== undefined) return { known: true, entries: this.#slice(found + 1) };
+    // Older than what we hold, yet from this log: its successors were trimmed or aged out.
+    const oldest = this.#size > 0 ? this.#entry(0).id : this.#last;
+    const fromThisLog = this.origin === undefined || compare(key, parse(this.origin)!) > 0;
+    if (oldest !== undefined && compare(key, parse(oldest)!) < 0 && fromThisLog) return { known: false, reason: 'expired' };
+    return { known: false, reason: 'unknown' };
+  }
+
+  /** Binary search for an exact id: ids increase along the ring. */
+  #find(key: Key): number | undefined {
+    let low = 0;
+    let high = this.#size - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const order = compare(parse(this.#entry(middle).id)!, key);
+      if (order === 0) return middle;
+      if (order < 0) low = middle + 1;
+      else high = middle - 1;
+    }
+    return undefined;
+  }
+
+  #slice(from: number): HistoryEntry[] {
     const entries: HistoryEntry[] = [];
-    for (let i = seq - oldest + 1; i < this.#size; i++) entries.push(this.#entry(i));
-    return { known: true, entries };
+    for (let i = from; i < this.#size; i++) entries.push(this.#entry(i));
+    return entries;
   }
 
   #entry(index: number): HistoryEntry {
@@ -90,9 +120,21 @@ export class History {
   #expire(now: number): void {
     if (this.maxAge === undefined) return;
     while (this.#size > 0 && now - this.#entry(0).time > this.maxAge) {
+      this.#floor = this.#entry(0).id;
       this.#ring[this.#start] = undefined;
       this.#start = (this.#start + 1) % this.capacity;
       this.#size--;
     }
   }
+}
+
+type Key = readonly [number, number];
+
+function parse(id: string): Key | undefined {
+  const match = ID.exec(id);
+  return match === null ? undefined : [Number(match[1]), Number(match[2])];
+}
+
+function compare(a: Key, b: Key): number {
+  return a[0] - b[0] || a[1] - b[1];
 }

@@ -1,3 +1,5 @@
+import type { Backplane, LogEntry, LogListener } from '../backplanes/backplane.js';
+import { memoryBackplane } from '../backplanes/memory.js';
 import { defaultOnConnect, type ConnectResult } from '../connect.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
@@ -20,6 +22,11 @@ export interface HubOptions {
   onSlowClient?: 'drop' | 'close';
   /** Event type sent to a client whose `Last-Event-ID` the hub cannot replay from. Default `"reset"`. */
   resetEvent?: string;
+  /**
+   * The log that instances of this hub share: ids, order and history come from it. Default: in
+   * memory, this process only. `redisBackplane()` from `serve-sse/redis` spans processes.
+   */
+  backplane?: Backplane;
   logger?: Logger;
 }
 
@@ -41,6 +48,10 @@ export interface HubStats {
   resets: number;
   /** Events held for replay. */
   history: number;
+  /** Whether the backplane accepts publications. */
+  backplaneConnected: boolean;
+  /** Milliseconds from an event entering the log to this instance hearing it: the latest seen. */
+  backplaneLag: number;
 }
 
 export interface Subscription {
@@ -85,6 +96,7 @@ export function createHub(options: HubOptions = {}): Hub {
     highWaterMark,
     onSlowClient = 'close',
     resetEvent = 'reset',
+    backplane = memoryBackplane(),
     logger = consoleLogger,
   } = options;
   if (!Number.isSafeInteger(capacity) || capacity < 0) throw hubOptionError('history', 'a non-negative integer', capacity);
@@ -98,8 +110,11 @@ export function createHub(options: HubOptions = {}): Hub {
   if (typeof resetEvent !== 'string' || resetEvent === '' || /[\r\n]/.test(resetEvent)) {
     throw hubOptionError('resetEvent', 'a non-empty event type without CR or LF', resetEvent);
   }
+  if (backplane === null || typeof backplane !== 'object' || typeof backplane.append !== 'function' || typeof backplane.open !== 'function') {
+    throw hubOptionError('backplane', 'a backplane such as redisBackplane({ url })', backplane);
+  }
 
-  const history = new History(capacity, historyMaxAge);
+  const history = new History(capacity, historyMaxAge, backplane.origin);
   const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0 };
   const fanOut = new FanOut((result, events) => {
     if (result === 'written') counts.delivered += events;
@@ -107,20 +122,49 @@ export function createHub(options: HubOptions = {}): Hub {
     else if (result === 'evicted') counts.evicted++;
   });
   let closing = false;
+  /** Local arrival order of log entries: the fan-out's cheap stand-in for ids. */
+  let seq = 0;
+  let lag = 0;
+
+  const listener: LogListener = {
+    receive(entry: LogEntry) {
+      // The id line goes first so the rest is the body as published; field order means nothing to parsers.
+      const payload = new Payload(encoder.encode(`id: ${entry.id}\n${entry.body}`));
+      const received = { seq: ++seq, id: entry.id, topics: entry.topics, payload, time: entry.time };
+      lag = Math.max(0, Date.now() - entry.time);
+      history.add(received);
+      fanOut.enqueue(received);
+    },
+    lost() {
+      logger.warn({}, 'serve-sse: the backplane lost events while this instance was cut off; older ids now get a reset');
+      history.clear();
+    },
+  };
+  // Subscriptions wait while the backplane loads the shared history, so their replay sees it.
+  let waiting: Array<() => void> | undefined;
+  const opened = backplane.open(listener, capacity);
+  if (opened instanceof Promise) {
+    waiting = [];
+    opened
+      .catch((error: unknown) => logger.error(error, 'serve-sse: the backplane did not open; serving what this instance has'))
+      .finally(() => {
+        const queued = waiting ?? [];
+        waiting = undefined;
+        for (const run of queued) run();
+      });
+  }
 
   function publish(topics: string | string[], event: SseEvent): Promise<string> {
     try {
       if (closing) throw new Error('serve-sse: the hub is closed; publish is refused');
       const list = checkTopics(typeof topics === 'string' ? [topics] : topics, 'publish');
       if (event?.id !== undefined) throw new TypeError('serve-sse: the hub assigns event ids; publish an event without `id`');
-      const { seq, id } = history.nextId();
-      // Serialised and encoded once: every subscriber and every replay writes these same bytes.
-      const payload = new Payload(encoder.encode(formatEvent({ ...event, id })));
-      const entry = { seq, id, topics: list, payload, time: Date.now() };
-      history.add(entry);
-      counts.published++;
-      fanOut.enqueue(entry);
-      return Promise.resolve(id);
+      // Serialised once for the whole cluster: every instance prefixes the id and sends these bytes.
+      const appended = backplane.append(list, formatEvent(event));
+      return appended.then((id) => {
+        counts.published++;
+        return id;
+      });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -151,18 +195,33 @@ export function createHub(options: HubOptions = {}): Hub {
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {
     const list = checkTopics(topics, 'subscribe');
-    // Everything published so far reaches it by replay or not at all; the rest, by fan-out.
-    const subscriber = makeSubscriber(stream, list, history.lastSeq);
-    const unsubscribe = (): void => void fanOut.remove(subscriber);
-    if (stream.closed) return { topics: list, unsubscribe };
+    let subscriber: Subscriber | undefined;
+    let cancelled = false;
+    const unsubscribe = (): void => {
+      cancelled = true;
+      if (subscriber !== undefined) fanOut.remove(subscriber);
+    };
+    if (waiting !== undefined) {
+      waiting.push(() => {
+        if (!cancelled) subscriber = join(stream, list, unsubscribe);
+      });
+    }
+    else subscriber = join(stream, list, unsubscribe);
+    return { topics: list, unsubscribe };
+  }
+
+  function join(stream: SseStream, list: string[], unsubscribe: () => void): Subscriber | undefined {
+    // Everything received so far reaches it by replay or not at all; the rest, by fan-out.
+    const subscriber = makeSubscriber(stream, list, seq);
+    if (stream.closed) return undefined;
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
     if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
-    if (stream.closed) return { topics: list, unsubscribe };
+    if (stream.closed) return undefined;
     fanOut.add(subscriber);
     if (subscriber.connection !== undefined) subscriber.connection.onClosed(unsubscribe);
     else stream.signal.addEventListener('abort', unsubscribe, { once: true });
-    return { topics: list, unsubscribe };
+    return subscriber;
   }
 
   function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
@@ -192,7 +251,14 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   function stats(): HubStats {
-    return { connections: fanOut.subscribers.size, topics: fanOut.topicCount, ...counts, history: history.size };
+    return {
+      connections: fanOut.subscribers.size,
+      topics: fanOut.topicCount,
+      ...counts,
+      history: history.size,
+      backplaneConnected: backplane.connected,
+      backplaneLag: lag,
+    };
   }
 
   async function close({ retry, timeout = 5000 }: { retry?: number; timeout?: number } = {}): Promise<void> {
@@ -216,6 +282,7 @@ export function createHub(options: HubOptions = {}): Hub {
     const timedOut = await Promise.race([Promise.all(gone).then(() => false), expired]);
     clearTimeout(timer);
     if (timedOut) logger.warn({ open: gone.length }, 'serve-sse: hub.close() timed out waiting for clients to go');
+    await backplane.close();
   }
 
   return { publish, subscribe, handler, stats, close };

@@ -1,0 +1,48 @@
+/**
+ * What a hub publishes through: one ordered log of events shared by every instance of the hub.
+ * The hub appends to it and hears back every entry, its own included, in log order; ids are the
+ * log's, so they agree wherever a client reconnects. The hub keeps the recent entries it heard as
+ * its replay history, which is why a backplane has no read API beyond the feed.
+ */
+
+/** One event in the log. */
+export interface LogEntry {
+  /** Assigned by the log: `<number>-<number>`, increasing in log order. */
+  readonly id: string;
+  readonly topics: readonly string[];
+  /** The event as formatted by the hub, without its `id:` line (which the log decides). */
+  readonly body: string;
+  /** When the entry entered the log (ms since the epoch): replay age and backplane lag. */
+  readonly time: number;
+}
+
+/** How a backplane talks to the hub it serves. */
+export interface LogListener {
+  /** Entries, in log order, each once: recent history when opening, then every new one. */
+  receive(entry: LogEntry): void;
+  /**
+   * Entries may be missing before the next one received (the log was trimmed past this
+   * instance while it was cut off): history cannot replay across the gap.
+   */
+  lost(): void;
+}
+
+export interface Backplane {
+  /**
+   * Starts the feed. `history` is how many recent entries the hub keeps: the backplane delivers
+   * up to that many existing ones first. A promise delays subscriptions until it settles, so
+   * that replay sees the shared history; a rejection is logged and the hub serves what it has.
+   */
+  open(listener: LogListener, history: number): void | Promise<void>;
+  /** Appends an event; resolves with its id once the log holds it. */
+  append(topics: readonly string[], body: string): Promise<string>;
+  /** Whether appends can currently succeed. */
+  readonly connected: boolean;
+  /**
+   * Ids below this one predate the log: a client that has one is told `unknown`, not `expired`.
+   * Undefined when the log's start is unknown.
+   */
+  readonly origin?: string;
+  /** Stops the feed and releases connections. */
+  close(): Promise<void>;
+}
