@@ -1,4 +1,5 @@
 // The benchmark runner: `npm run bench [-- --quick] [-- --only=hub,raw] [-- --big]`.
+// `--only=hub-server` runs only the hub-server section (bench/hub-server.mjs), which runs by default too.
 //
 // For every scenario and every variant it starts a fresh server process and a fresh client
 // process (so no run inherits another's heap, JIT state or sockets), drives them over IPC,
@@ -11,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, killAll, runMain } from './lib/child.mjs';
 import { renderTable } from './lib/table.mjs';
+import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VARIANTS = ['hub', 'raw', 'better-sse'];
@@ -21,15 +23,17 @@ const PAYLOAD = 64;
 // Configuration
 
 function parseFlags(argv) {
-  const flags = { quick: false, big: false, only: VARIANTS };
+  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true };
   for (const arg of argv) {
     if (arg === '--quick') flags.quick = true;
     else if (arg === '--big') flags.big = true;
+    else if (arg.startsWith('--scenario=')) flags.scenario = arg.slice('--scenario='.length);
     else if (arg.startsWith('--only=')) {
       flags.only = arg.slice('--only='.length).split(',').filter(Boolean);
-      const unknown = flags.only.filter((v) => !VARIANTS.includes(v));
-      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS})`);
-    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --only=${VARIANTS})`);
+      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER);
+      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER})`);
+      flags.hubServer = flags.only.includes(HUB_SERVER);
+    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${VARIANTS})`);
   }
   // Keep the table's column order, whatever order --only gave.
   flags.only = VARIANTS.filter((v) => flags.only.includes(v));
@@ -52,6 +56,8 @@ function scenarios({ quick, big }) {
     // consecutive events (and costs latency); at a fixed rate below everyone's capacity, the
     // cost per event and the latency of an unsaturated server show.
     { kind: 'fanout', name: 'paced 1k×250 @50/s', clients: 1_000, events: 250, rate: 50 },
+    // Raw needs about 0.1 s of CPU per event at 10k clients: 5 events/s is what all keep up with.
+    { kind: 'fanout', name: 'paced 10k×30 @5/s', clients: 10_000, events: 30, rate: 5 },
     { kind: 'idle', name: 'idle 10k', clients: 10_000 },
     ...(big ? [{ kind: 'idle', name: 'idle 50k', clients: 50_000 }] : []),
     { kind: 'churn', name: 'churn 5k', cycles: 5_000 },
@@ -246,8 +252,9 @@ async function runOne(scenario, variant) {
 
 async function main() {
   const flags = parseFlags(process.argv.slice(2));
-  const list = scenarios(flags);
-  const needed = Math.max(...list.map((s) => s.clients ?? 0)) + 500;
+  const list = scenarios(flags).filter((s) => flags.scenario === undefined || s.name.includes(flags.scenario));
+  const hubServerClients = flags.hubServer ? [hubServerPlan(flags).subscribers] : [];
+  const needed = Math.max(...list.map((s) => s.clients ?? 0), ...hubServerClients) + 500;
   if (!ensureFdLimit(needed)) return;
   const cap = maxClients();
   for (const s of list) {
@@ -266,13 +273,17 @@ async function main() {
       results.push({ scenario: scenario.name, kind: scenario.kind, variant, ...r });
     }
   }
+  const hubServer = flags.hubServer ? await runHubServerSection(flags, cap) : [];
   const seconds = (performance.now() - started) / 1000;
 
   const table = renderTable(results, flags.only);
+  const hubServerTable = renderHubServerTable(hubServer);
   const problems = results
     .filter((r) => r.error || r.notes?.length)
     .map((r) => `- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
-  console.log(`\n${table}\n`);
+  for (const r of hubServer.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_SERVER}: ${r.error ?? r.notes.join('; ')}`);
+  if (flags.only.length) console.log(`\n${table}\n`);
+  if (hubServer.length) console.log(`\n${hubServerTable}\n`);
   if (problems.length) console.log(`Problems:\n${problems.join('\n')}\n`);
   console.log(
     `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
@@ -290,6 +301,8 @@ async function main() {
     seconds,
     results,
     table,
+    hubServer,
+    hubServerTable,
   };
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 }

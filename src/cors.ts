@@ -67,12 +67,26 @@ export function resolveCors(option: CorsOption): Cors {
       if (!preflight) return { kind: 'allow', headers };
       headers['access-control-allow-methods'] = 'GET';
       const asked = header(request, 'access-control-request-headers');
-      // The origin is trusted, so whatever request headers it wants (Last-Event-ID, Authorization) may come.
+      // The origin is trusted, so whatever request headers it wants (Last-Event-ID, Authorization)
+      // may come; the answer echoes them, so a cache must keep one answer per list.
       if (asked !== undefined) headers['access-control-allow-headers'] = asked;
+      headers.vary = headers.vary === undefined ? 'Access-Control-Request-Headers' : `${headers.vary}, Access-Control-Request-Headers`;
       headers['access-control-max-age'] = String(maxAge);
       return { kind: 'answer', status: 204, headers, body: undefined };
     },
   };
+}
+
+/**
+ * The CORS headers added to an answer (lower-case names, like the answer's). The answer's own
+ * headers win, except `Vary`: an app's `Vary: Cookie` must not drop the `Origin` a cache needs.
+ */
+export function withCorsHeaders(cors: Record<string, string>, answer: Record<string, string>): Record<string, string> {
+  const merged = { ...cors, ...answer };
+  if (cors.vary === undefined || answer.vary === undefined) return merged;
+  const listed = answer.vary.split(',').map((name) => name.trim().toLowerCase());
+  if (!listed.includes('*') && !listed.includes('origin')) merged.vary = `${answer.vary}, ${cors.vary}`;
+  return merged;
 }
 
 function originMatcher(origin: CorsOptions['origin']): (value: string) => boolean {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
-import { resolveCors, type Cors, type CorsOption } from './cors.js';
+import { resolveCors, withCorsHeaders, type Cors, type CorsOption } from './cors.js';
 import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
@@ -71,26 +71,60 @@ export interface Settings {
 export function serveSse(writer: StreamWriter, options: ServeSseOptions = {}): SseHandler {
   if (typeof writer !== 'function') throw new TypeError('serve-sse: serveSse(writer) needs a function');
   const settings = resolveSettings(options);
-  return createSseHandler(settings, (connection) => void runWriter(settings.logger, writer, connection));
+  return createSseHandler(settings, (connection, logger) => void runWriter(logger, writer, connection));
 }
 
-/** What happens once a stream is open: run a writer, or (for a hub) just subscribe. */
-export type Opener = (connection: SseConnection) => void;
+/**
+ * What happens once a stream is open: run a writer, or (for a hub) just subscribe. `logger` is
+ * where this request's problems go: the handler's, or the framework's (see {@link SERVE_NODE}).
+ */
+export type Opener = (connection: SseConnection, logger: Logger) => void;
+
+/**
+ * Internal, for the framework adapters (not in the public index): the Node entry point of a
+ * handler, with what the public `(req, res, next)` signature has no room for. It resolves once
+ * the answer has started (headers written) or there is nobody left to answer, and never rejects.
+ * `Symbol.for`, so that an adapter loaded as CommonJS still finds it on an ES-module handler.
+ */
+export const SERVE_NODE: unique symbol = Symbol.for('serve-sse.serveNode');
+
+export interface AdapterExtras {
+  /** The framework's per-request logger, used when the app gave the handler no `logger`. */
+  logger?: Logger;
+}
+
+export type NodeEntry = (
+  req: IncomingMessage | Http2ServerRequest,
+  res: NodeServerResponse,
+  next: NextFunction | undefined,
+  extras: AdapterExtras,
+) => Promise<void>;
 
 /**
  * The handler for both transports around an opener: negotiation, headers and the stream's
  * lifecycle live here once; what differs between serveSse and a hub is only the opener.
  */
 export function createSseHandler(settings: Settings, open: Opener): SseHandler {
-  const handler = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void => {
-    serveNode(settings, open, req, res as NodeResponse, next).catch((error: unknown) => {
+  const serve = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next: NextFunction | undefined, logger: Logger): Promise<void> =>
+    serveNode(settings, logger, open, req, res as NodeResponse, next).catch((error: unknown) => {
       // Only a bug or a broken response gets here (a header value Node refuses, say).
-      settings.logger.error(error, 'serve-sse: could not answer the request');
-      if (!res.headersSent) (res as NodeResponse).writeHead(500);
-      (res as NodeResponse).end();
+      logger.error(error, 'serve-sse: could not answer the request');
+      try {
+        if (!res.headersSent) (res as NodeResponse).writeHead(500);
+        (res as NodeResponse).end();
+      } catch {
+        // A response too broken to end: only dropping the connection is left.
+        (res as NodeResponse).destroy();
+      }
     });
+  const handler = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void => {
+    void serve(req, res, next, settings.logger);
   };
   handler.fetch = (request: Request): Promise<Response> => serveFetch(settings, open, request);
+  const entry: NodeEntry = (req, res, next, { logger }) =>
+    // The console default is what an app gets when it chose nothing: the framework's logger is a better guess.
+    serve(req, res, next, logger !== undefined && settings.logger === consoleLogger ? logger : settings.logger);
+  Object.defineProperty(handler, SERVE_NODE, { value: entry });
   return handler;
 }
 
@@ -151,58 +185,54 @@ function optionError(name: string, expected: string, value: unknown): TypeError 
  * CORS, then `onConnect`, with its failures logged and turned into a 500 rather than thrown at the
  * server. A refused origin or a preflight is answered before `onConnect` runs.
  */
-async function negotiate(settings: Settings, request: SseRequest): Promise<ConnectAnswer> {
+async function negotiate(settings: Settings, logger: Logger, request: SseRequest): Promise<ConnectAnswer> {
   const cors = settings.cors?.check(request);
   if (cors?.kind === 'answer') return cors;
   let answer: ConnectAnswer;
   try {
     answer = await runOnConnect(settings.onConnect, request);
   } catch (error) {
-    settings.logger.error(error, 'serve-sse: onConnect failed; answered 500');
+    logger.error(error, 'serve-sse: onConnect failed; answered 500');
     answer = { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
   }
   // On every answer, refusals included, so that a cross-origin client can read why.
-  if (cors !== undefined) answer.headers = { ...cors.headers, ...answer.headers };
+  if (cors !== undefined) answer.headers = withCorsHeaders(cors.headers, answer.headers);
   return answer;
 }
 
 function openConnection(settings: Settings, request: SseRequest): SseConnection {
-  return new SseConnection({
-    request,
-    lastEventId: lastEventIdOf(request, settings.maxLastEventIdLength),
-    highWaterMark: settings.highWaterMark,
-    onSlowClient: settings.onSlowClient,
-    onClose: settings.leaveHeartbeat,
-  });
+  return new SseConnection(request, lastEventIdOf(request, settings.maxLastEventIdLength), settings);
 }
 
 /** Opens the stream: first bytes, heartbeat, then the opener. Shared by both transports. */
-function start(settings: Settings, open: Opener, connection: SseConnection): void {
+function start(settings: Settings, logger: Logger, open: Opener, connection: SseConnection): void {
   connection.offer(settings.opening);
   settings.heartbeat?.add(connection);
-  open(connection);
+  open(connection, logger);
 }
 
 async function serveNode(
   settings: Settings,
+  logger: Logger,
   open: Opener,
   req: IncomingMessage | Http2ServerRequest,
   res: NodeResponse,
   next: NextFunction | undefined,
 ): Promise<void> {
-  const answer = await negotiate(settings, req);
+  const answer = await negotiate(settings, logger, req);
   // The client may have left while onConnect was deciding: then there is nobody to answer.
   if (res.destroyed === true || res.writableEnded) return;
   if (res.headersSent) {
     const error = new Error('serve-sse: the response headers were already sent, so no event stream can start; mount the SSE handler before anything that writes the response');
     if (next !== undefined) next(error);
     else {
-      settings.logger.error(error, error.message);
+      logger.error(error, error.message);
       res.end();
     }
     return;
   }
-  if (answer.status !== 200) {
+  // HEAD asks what a GET would get (Fastify routes every GET's HEAD here): the head, no stream.
+  if (answer.status !== 200 || req.method === 'HEAD') {
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
     return;
@@ -210,25 +240,32 @@ async function serveNode(
   const connection = openConnection(settings, req);
   connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);
-  start(settings, open, connection);
+  start(settings, logger, open, connection);
 }
 
 async function serveFetch(settings: Settings, open: Opener, request: Request): Promise<Response> {
-  const answer = await negotiate(settings, request);
-  if (answer.status !== 200) {
-    const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304;
+  const answer = await negotiate(settings, settings.logger, request);
+  // The client left while onConnect was deciding: answer nobody, and start no writer.
+  if (request.signal.aborted) return new Response(null, { status: 499 });
+  if (answer.status !== 200 || request.method === 'HEAD') {
+    const bodyless = answer.status === 204 || answer.status === 205 || answer.status === 304 || request.method === 'HEAD';
     return new Response(bodyless ? null : (answer.body ?? null), { status: answer.status, headers: answer.headers });
   }
   const connection = openConnection(settings, request);
   const sink = new WebSink(connection);
   connection.attach(sink);
-  // Some runtimes never cancel the body when the client leaves, but do abort the request.
+  // Some runtimes never cancel the body when the client leaves, but do abort the request: the
+  // body is ended too, so that nothing holds on to it.
   const { signal } = request;
-  if (signal.aborted) connection.gone();
+  const gone = (): void => {
+    connection.gone();
+    sink.end();
+  };
+  if (signal.aborted) gone();
   else {
-    signal.addEventListener('abort', connection.gone, { once: true });
-    connection.signal.addEventListener('abort', () => signal.removeEventListener('abort', connection.gone), { once: true });
+    signal.addEventListener('abort', gone, { once: true });
+    connection.signal.addEventListener('abort', () => signal.removeEventListener('abort', gone), { once: true });
   }
-  start(settings, open, connection);
+  start(settings, settings.logger, open, connection);
   return new Response(sink.readable, { status: 200, headers: answer.headers });
 }

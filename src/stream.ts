@@ -39,13 +39,17 @@ export function sendEvent(stream: SseStream, event: string, data: unknown): Prom
   return stream.send({ event, data });
 }
 
-export interface ConnectionOptions {
-  request: SseRequest;
-  lastEventId: string | undefined;
-  highWaterMark: number;
-  onSlowClient: SlowClientPolicy;
-  /** Called once when the connection ends, whatever ended it. */
-  onClose?: (connection: SseConnection) => void;
+/** How a handler's connections behave: one object shared by all of them, not copied into each. */
+export interface StreamSettings {
+  readonly highWaterMark: number;
+  readonly onSlowClient: SlowClientPolicy;
+  /** Called once when a connection ends, whatever ended it. */
+  readonly leaveHeartbeat: ((connection: SseConnection) => void) | undefined;
+}
+
+/** Told once when a stream closes; an object rather than a closure, so it can be the subscriber itself. */
+export interface CloseObserver {
+  streamClosed(): void;
 }
 
 /** What became of an offered chunk: `evicted` means this write found the client too slow and closed it. */
@@ -64,11 +68,9 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   #sink!: Sink;
   /** Made on first use of `signal`: an AbortController is an EventTarget, heavy at 50,000 idle streams. */
   #abort: AbortController | undefined;
-  readonly #highWaterMark: number;
-  readonly #policy: SlowClientPolicy;
-  #onClose: ((connection: SseConnection) => void) | undefined;
-  /** Internal observers (the hub's unsubscribe), cheaper than abort listeners; rarely more than one. */
-  #closeHooks: (() => void) | Array<() => void> | undefined;
+  readonly #settings: StreamSettings;
+  /** Internal observers (a hub subscription), cheaper than abort listeners; rarely more than one. */
+  #observers: CloseObserver | CloseObserver[] | undefined;
   #closed = false;
   #dropped = 0;
   /** Set by every write, cleared by the heartbeat: only idle streams get keep-alive comments. */
@@ -81,13 +83,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   #gone: Promise<void> | undefined;
   #onGone: (() => void) | undefined;
 
-  constructor(options: ConnectionOptions) {
-    this.request = options.request;
-    this.lastEventId = options.lastEventId;
-    this.#highWaterMark = options.highWaterMark;
-    this.#limit = options.highWaterMark;
-    this.#policy = options.onSlowClient;
-    this.#onClose = options.onClose;
+  constructor(request: SseRequest, lastEventId: string | undefined, settings: StreamSettings) {
+    this.request = request;
+    this.lastEventId = lastEventId;
+    this.#settings = settings;
+    this.#limit = settings.highWaterMark;
   }
 
   /** Connects the transport. Separate from the constructor because the sink reports back to us. */
@@ -104,13 +104,13 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     return this.#abort.signal;
   }
 
-  /** Runs `hook` once when the stream closes (at once if it has). */
-  onClosed(hook: () => void): void {
-    const hooks = this.#closeHooks;
-    if (this.#closed) hook();
-    else if (hooks === undefined) this.#closeHooks = hook;
-    else if (typeof hooks === 'function') this.#closeHooks = [hooks, hook];
-    else hooks.push(hook);
+  /** Tells `observer` once when the stream closes (at once if it has). */
+  onClosed(observer: CloseObserver): void {
+    const observers = this.#observers;
+    if (this.#closed) observer.streamClosed();
+    else if (observers === undefined) this.#observers = observer;
+    else if (Array.isArray(observers)) observers.push(observer);
+    else this.#observers = [observers, observer];
   }
 
   get closed(): boolean {
@@ -153,11 +153,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   }
 
   /** The transport saw the client go away (or the response finish). */
-  gone = (): void => {
+  gone(): void {
     this.#finish();
     this.#sinkGone = true;
     this.#onGone?.();
-  };
+  }
 
   heartbeat(): void {
     if (this.#wroteSinceBeat) {
@@ -175,10 +175,10 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     if (this.#closed) return 'closed';
     const sink = this.#sink;
     const buffered = sink.buffered;
-    if (buffered <= this.#highWaterMark) {
-      this.#limit = this.#highWaterMark;
-    } else if (this.#policy !== 'wait' && buffered > this.#limit) {
-      if (this.#policy === 'drop') {
+    if (buffered <= this.#settings.highWaterMark) {
+      this.#limit = this.#settings.highWaterMark;
+    } else if (this.#settings.onSlowClient !== 'wait' && buffered > this.#limit) {
+      if (this.#settings.onSlowClient === 'drop') {
         this.#dropped++;
         return 'dropped';
       }
@@ -187,7 +187,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
       if (this.#finish()) sink.destroy();
       return 'evicted';
     }
-    if (!sink.write(chunk, this.#policy === 'wait')) return 'closed';
+    if (!sink.write(chunk, this.#settings.onSlowClient === 'wait')) return 'closed';
     this.#wroteSinceBeat = true;
     return 'written';
   }
@@ -201,7 +201,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     if (this.#closed) return;
     this.#sink.write(chunk);
     this.#wroteSinceBeat = true;
-    this.#limit = Math.max(this.#limit, this.#sink.buffered + this.#highWaterMark);
+    this.#limit = Math.max(this.#limit, this.#sink.buffered + this.#settings.highWaterMark);
   }
 
   /** Resolves once the transport is really done (the socket closed), not just the stream. */
@@ -211,7 +211,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
   }
 
   #push(chunk: string | Uint8Array): Promise<void> {
-    if (this.offer(chunk) !== 'written' || this.#policy !== 'wait' || this.#sink.buffered <= this.#highWaterMark) {
+    if (this.offer(chunk) !== 'written' || this.#settings.onSlowClient !== 'wait' || this.#sink.buffered <= this.#settings.highWaterMark) {
       return RESOLVED;
     }
     return new Promise((resolve) => (this.#waiting ??= []).push(resolve));
@@ -219,7 +219,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
 
   /** The sink flushed bytes written under `"wait"`. */
   flushed(): void {
-    if (this.#waiting !== undefined && (this.#closed || this.#sink.buffered <= this.#highWaterMark)) {
+    if (this.#waiting !== undefined && (this.#closed || this.#sink.buffered <= this.#settings.highWaterMark)) {
       this.#releaseWaiting();
     }
   }
@@ -236,12 +236,11 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     if (this.#closed) return false;
     this.#closed = true;
     this.#releaseWaiting();
-    this.#onClose?.(this);
-    this.#onClose = undefined;
-    const hooks = this.#closeHooks;
-    this.#closeHooks = undefined;
-    if (typeof hooks === 'function') hooks();
-    else if (hooks !== undefined) for (const hook of hooks) hook();
+    this.#settings.leaveHeartbeat?.(this);
+    const observers = this.#observers;
+    this.#observers = undefined;
+    if (Array.isArray(observers)) for (const observer of observers) observer.streamClosed();
+    else observers?.streamClosed();
     this.#abort?.abort();
     return true;
   }

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { connect as http2Connect } from 'node:http2';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EventSource } from 'eventsource';
-import { openEvents } from './helpers.js';
+import { openEvents, responseEvents, streamEvents } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
@@ -53,40 +54,117 @@ function start(script: string, timeout = 10_000): Promise<Started> {
   });
 }
 
-interface Tick {
+interface Received {
   id: string;
   data: string;
 }
 
-/** Reads `count` tick events from `url`, then closes the connection. */
-function readTicks(url: string, count: number, timeout = 10_000): Promise<Tick[]> {
+/** Reads `count` events of type `type` from `url` with the `eventsource` client, then closes it. */
+function readEvents(url: string, type: string, count: number, timeout = 10_000): Promise<Received[]> {
   const source = new EventSource(url);
-  const ticks: Tick[] = [];
-  return new Promise<Tick[]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`got ${ticks.length} of ${count} ticks within ${timeout} ms`)), timeout);
-    source.addEventListener('tick', (event) => {
-      ticks.push({ id: event.lastEventId, data: String(event.data) });
-      if (ticks.length === count) {
+  const received: Received[] = [];
+  return new Promise<Received[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`got ${received.length} of ${count} ${type} events within ${timeout} ms`)), timeout);
+    source.addEventListener(type, (event) => {
+      received.push({ id: event.lastEventId, data: String(event.data) });
+      if (received.length === count) {
         clearTimeout(timer);
-        resolve(ticks);
+        resolve(received);
       }
     });
   }).finally(() => source.close());
 }
 
-test('examples/node-http.mjs streams tick events with increasing ids, and resumes after Last-Event-ID', async () => {
-  const { url, child, stderr } = await start('examples/node-http.mjs');
-  assert.deepEqual(await readTicks(url, 2), [
-    { id: '1', data: '{"count":1}' },
-    { id: '2', data: '{"count":2}' },
-  ]);
-  // An EventSource cannot set Last-Event-ID on its first connection; the query parameter stands in.
-  assert.deepEqual(await readTicks(`${url}?lastEventId=41`, 1), [{ id: '42', data: '{"count":42}' }]);
+/** Stops an example and checks it had nothing to say on stderr. */
+async function stop({ child, stderr }: Started): Promise<void> {
   // Give the server a moment to see the last client leave: that must not log an error.
   await new Promise((resolve) => setTimeout(resolve, 200));
   child.kill('SIGTERM');
   await once(child, 'exit', { signal: AbortSignal.timeout(5_000) });
   assert.equal(stderr(), '', 'nothing on stderr');
+}
+
+/** The framework examples an EventSource can read: what each streams, checked on its first two events. */
+const FRAMEWORKS: Array<{ script: string; type: string; check: (events: Received[]) => void }> = [
+  {
+    script: 'examples/express.mjs',
+    type: 'time',
+    check: (events) => events.forEach((e) => assert.ok(!Number.isNaN(Date.parse(e.data)), `${e.data} is a time`)),
+  },
+  {
+    script: 'examples/fastify.mjs',
+    type: 'greeting',
+    check: (events) => assert.deepEqual(events, [{ id: '1', data: 'hello ada, #1' }, { id: '2', data: 'hello ada, #2' }]),
+  },
+  {
+    script: 'examples/hono.mjs',
+    type: 'countdown',
+    check: (events) => assert.deepEqual(events, [{ id: '10', data: '10' }, { id: '9', data: '9' }]),
+  },
+  {
+    script: 'examples/connect.mjs',
+    type: 'update',
+    check: (events) => assert.equal(JSON.parse(events[1]!.data).version, JSON.parse(events[0]!.data).version + 1),
+  },
+];
+
+for (const { script, type, check } of FRAMEWORKS) {
+  test(`${script} streams ${type} events to an EventSource`, async () => {
+    const started = await start(script);
+    check(await readEvents(started.url, type, 2));
+    await stop(started);
+  });
+}
+
+test('examples/koa.mjs: upstream middleware sets the user and a header, then the stream opens', async () => {
+  const started = await start('examples/koa.mjs');
+  const reader = await openEvents(started.url, { cookie: 'user=ada' });
+  assert.equal(reader.res.headers['x-served-by'], 'koa');
+  await reader.until(() => reader.events.length === 1, 5000, 'the welcome event');
+  assert.deepEqual(reader.events.map((e) => [e.event, e.data]), [['welcome', '{"user":"ada"}']]);
+  reader.res.destroy();
+  await stop(started);
+});
+
+test('examples/http2.mjs serves an event stream over cleartext HTTP/2', async () => {
+  const started = await start('examples/http2.mjs');
+  const { origin, pathname } = new URL(started.url);
+  const session = http2Connect(origin);
+  try {
+    const request = session.request({ ':path': pathname });
+    const [headers] = (await once(request, 'response')) as [Record<string, string | number>];
+    assert.equal(headers[':status'], 200);
+    const reader = streamEvents(request);
+    await reader.until(() => reader.events.length === 1, 5000, 'the hello event');
+    assert.deepEqual(reader.events.map((e) => [e.event, e.data]), [['hello', '{"httpVersion":"2.0"}']]);
+  } finally {
+    session.destroy();
+  }
+  await stop(started);
+});
+
+test('examples/next-route.mjs: GET, called as Next calls it, streams prices and stops when the request aborts', async () => {
+  const route = (await import(pathToFileURL(`${ROOT}examples/next-route.mjs`).href)) as { GET: (request: Request) => Promise<Response>; dynamic: string };
+  assert.equal(route.dynamic, 'force-dynamic');
+  const client = new AbortController();
+  const response = await route.GET(new Request('http://localhost/api/events?symbol=XYZ', { signal: client.signal }));
+  assert.equal(response.status, 200);
+  const reader = responseEvents(response);
+  await reader.until(() => reader.events.length === 1, 5000, 'the first price');
+  assert.deepEqual(reader.events.map((e) => [e.event, e.id, e.data]), [['price', '1', '{"symbol":"XYZ","value":41}']]);
+  client.abort();
+  await reader.until(() => reader.ended, 5000, 'the stream to end once the request is aborted');
+});
+
+test('examples/node-http.mjs streams tick events with increasing ids, and resumes after Last-Event-ID', async () => {
+  const started = await start('examples/node-http.mjs');
+  assert.deepEqual(await readEvents(started.url, 'tick', 2), [
+    { id: '1', data: '{"count":1}' },
+    { id: '2', data: '{"count":2}' },
+  ]);
+  // An EventSource cannot set Last-Event-ID on its first connection; the query parameter stands in.
+  assert.deepEqual(await readEvents(`${started.url}?lastEventId=41`, 'tick', 1), [{ id: '42', data: '{"count":42}' }]);
+  await stop(started);
 });
 
 test('examples/hub.mjs: events flow, and SIGTERM with streams open sends retry, ends them, and exits 0', async () => {

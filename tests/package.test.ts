@@ -21,6 +21,8 @@ interface Report {
 
 interface PackageJson {
   dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   bin?: Record<string, string>;
   exports: Record<string, { import: { types: string }; require: { types: string } }>;
 }
@@ -80,4 +82,62 @@ test('type declarations exist for both halves', () => {
     assert.ok(existsSync(join(ROOT, types)), `${types} exists`);
   }
   assert.notEqual(esm.types, cjs.types);
+});
+
+/** The framework adapters: subpath, the framework it serves, and the functions it exports. */
+const ADAPTERS = [
+  { subpath: 'fastify', framework: 'fastify', names: ['fastifySse', 'fastifyRequestOf'] },
+  { subpath: 'koa', framework: 'koa', names: ['koaSse', 'koaContextOf'] },
+] as const;
+
+for (const { subpath, framework, names } of ADAPTERS) {
+  const specifier = `serve-sse/${subpath}`;
+
+  test(`import from "${specifier}" loads the ESM build, and its route serves a handler of the same package`, async () => {
+    const script = `
+      import * as m from '${specifier}';
+      import { serveSse } from 'serve-sse';
+      const types = Object.fromEntries(${JSON.stringify(names)}.map((name) => [name, typeof m[name]]));
+      const resolved = new URL(import.meta.resolve('${specifier}')).pathname;
+      console.log(JSON.stringify({ resolved, types, formatted: typeof m.${names[0]}(serveSse(() => {})) }));`;
+    const { resolved, types, formatted } = await report(['--input-type=module', '-e', script]);
+    assert.match(resolved, new RegExp(`dist/esm/adapters/${subpath}\\.js$`));
+    for (const name of names) assert.equal(types[name], 'function', `${name} is a function`);
+    assert.equal(formatted, 'function');
+  });
+
+  test(`require("${specifier}") loads the CommonJS build, without loading ${framework}`, async () => {
+    const script = `
+      const m = require('${specifier}');
+      const types = Object.fromEntries(${JSON.stringify(names)}.map((name) => [name, typeof m[name]]));
+      const loaded = Object.keys(require.cache).filter((path) => path.includes('/node_modules/'));
+      console.log(JSON.stringify({ resolved: require.resolve('${specifier}'), types, formatted: JSON.stringify(loaded) }));`;
+    const { resolved, types, formatted } = await report(['--input-type=commonjs', '-e', script]);
+    assert.match(resolved, new RegExp(`dist/cjs/adapters/${subpath}\\.js$`));
+    for (const name of names) assert.equal(types[name], 'function', `${name} is a function`);
+    assert.deepEqual(JSON.parse(formatted), [], 'no package from node_modules is loaded');
+  });
+
+  test(`the ESM build of "${specifier}" imports nothing but its own files and node: modules`, () => {
+    const source = readFileSync(join(ROOT, pkg.exports[`./${subpath}`]!.import.types.replace(/\.d\.ts$/, '.js')), 'utf8');
+    const imported = [...source.matchAll(/\bfrom\s+['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g)].map((m) => m[1] ?? m[2]);
+    assert.ok(imported.length > 0, 'it imports the core');
+    for (const name of imported) assert.match(name!, /^(\.{1,2}\/|node:)/, `${name} is not a runtime dependency`);
+  });
+
+  test(`${framework} is an optional peer dependency, not a dependency`, () => {
+    assert.equal(pkg.dependencies?.[framework], undefined);
+    assert.ok(pkg.peerDependencies?.[framework] !== undefined, `peerDependencies.${framework}`);
+    assert.equal(pkg.peerDependenciesMeta?.[framework]?.optional, true);
+  });
+}
+
+test('every subpath export has type declarations for both halves, on disk', () => {
+  for (const [subpath, entry] of Object.entries(pkg.exports)) {
+    if (typeof entry === 'string') continue;
+    for (const types of [entry.import.types, entry.require.types]) {
+      assert.ok(existsSync(join(ROOT, types)), `${subpath}: ${types} exists`);
+      assert.ok(existsSync(join(ROOT, types.replace(/\.d\.ts$/, '.js'))), `${subpath}: its code exists`);
+    }
+  }
 });

@@ -1,6 +1,7 @@
 /** serveSse through node:http: every behaviour of section 2 of the spec, on real sockets. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -245,6 +246,32 @@ describe('the stream', () => {
     assert.equal(stream!.closed, true);
   });
 
+  test('HEAD gets the head a GET would get, and no stream: the writer never runs', async () => {
+    let calls = 0;
+    const handler = serveSse(
+      (_req, stream) => {
+        calls++;
+        return holdOpen(stream);
+      },
+      { logger: recordingLogger().logger },
+    );
+    const running = await listen(handler);
+    servers.push(running);
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${running.url}/`, { method: 'HEAD', agent: false, headers: { connection: 'close' } }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers['content-type'] ?? '', /^text\/event-stream/);
+    assert.equal(await text(res), '');
+    const viaFetch = await handler.fetch(new Request('http://x/', { method: 'HEAD' }));
+    assert.equal(viaFetch.status, 200);
+    assert.match(viaFetch.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.equal(viaFetch.body, null);
+    assert.equal(calls, 0);
+  });
+
   test('lastEventId comes from the header, else from the query parameter', async () => {
     const seen: Array<string | undefined> = [];
     const { url } = await serve((_req, stream) => void seen.push(stream.lastEventId));
@@ -258,8 +285,9 @@ describe('the stream', () => {
 
 describe('keep-alive', () => {
   test('idle streams get comments, all from one shared timer', async () => {
-    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const { url } = await serve((_req, stream) => holdOpen(stream), { keepAlive: 40 });
+    // Counted once the server listens: it has timers of its own (connection checks).
+    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const readers = await Promise.all([openEvents(url), openEvents(url), openEvents(url)]);
     await Promise.all(readers.map((r) => r.until(() => r.comments.length >= 3, 5000, 'keep-alive comments')));
     assert.equal(sharedHeartbeat(40).size, 3);

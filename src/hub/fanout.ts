@@ -1,47 +1,69 @@
-import { SseConnection, type Delivery, type SseStream } from '../stream.js';
+import { SseConnection, type CloseObserver, type Delivery, type SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
 import type { HistoryEntry } from './history.js';
 
-/** One subscribed stream, as the fan-out sees it. */
-export interface Subscriber {
-  readonly stream: SseStream;
+/**
+ * One subscribed stream, as the fan-out sees it. A class, and its own close observer, so that a
+ * subscription costs one object: no closures per connection.
+ */
+export class Subscriber implements CloseObserver {
   /** The connection, when the stream is ours: writes then need no promise per delivery. */
   readonly connection: SseConnection | undefined;
-  readonly topics: readonly string[];
   /** The topics, sorted and joined: subscribers with the same key get the same bytes. */
   readonly key: string;
   /** Sequence number of the last event this subscriber has had, or was too late for. */
-  since: number;
+  since = 0;
   /** The last flush that reached this subscriber: dedupes multi-topic events without a Set. */
-  round: number;
-}
+  round = 0;
+  /** Waiting for the backplane to load history, then joined, then left (possibly before joining). */
+  state: 'waiting' | 'joined' | 'left' = 'waiting';
 
-export function makeSubscriber(stream: SseStream, topics: readonly string[], since: number): Subscriber {
-  return {
-    stream,
-    connection: stream instanceof SseConnection ? stream : undefined,
-    topics,
-    key: topics.length === 1 ? topics[0]! : [...topics].sort().join('\n'),
-    since,
-    round: 0,
-  };
+  constructor(
+    readonly stream: SseStream,
+    readonly topics: readonly string[],
+    readonly fanOut: FanOut,
+  ) {
+    this.connection = stream instanceof SseConnection ? stream : undefined;
+    this.key = topics.length === 1 ? topics[0]! : [...topics].sort().join('\n');
+  }
+
+  unsubscribe(): void {
+    this.fanOut.remove(this);
+  }
+
+  streamClosed(): void {
+    this.unsubscribe();
+  }
+
+  /** The `abort` listener for streams that are not ours (EventTarget calls `handleEvent`). */
+  handleEvent(): void {
+    this.unsubscribe();
+  }
 }
 
 /** What a flush tells the hub, for its counters. */
 export type DeliveryReport = (result: Delivery, events: number) => void;
 
 /**
- * Topic subscriptions and the write path. Events published within one timer tick (about a
- * millisecond) are written together: one socket write per client per flush instead of one per
- * event, and the bytes for a batch are built once per distinct topic set, not once per client.
- * A system call per delivery is what bounds raw `res.write`; this is how the hub does less.
+ * Topic subscriptions and the write path. Events are written in batches: one socket write per
+ * client per flush instead of one per event, and the bytes for a batch are built once per
+ * distinct topic set, not once per client. A system call per delivery is what bounds raw
+ * `res.write`; this is how the hub does less.
+ *
+ * When the hub has been idle, a batch is what one event-loop turn published, flushed at the end
+ * of that turn: a lone event waits for nothing. When the last flush ended moments ago, events
+ * are arriving faster than they are written, and the batch waits for the next timer tick (about
+ * a millisecond) to gather more, so that the cost per event falls as the load rises.
  */
 export class FanOut {
-  readonly subscribers = new Set<Subscriber>();
-  readonly #byTopic = new Map<string, Set<Subscriber>>();
+  /** Joined subscribers: a count, not a Set, since only shutdown needs them all (from the groups). */
+  #count = 0;
+  readonly #byTopic = new Map<string, TopicGroup>();
   readonly #report: DeliveryReport;
   #pending: HistoryEntry[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** A flush is scheduled. A stale one (after an explicit flush) finds nothing to do. */
+  #scheduled = false;
+  #flushedAt = -Infinity;
   #round = 0;
 
   constructor(report: DeliveryReport) {
@@ -52,17 +74,40 @@ export class FanOut {
     return this.#byTopic.size;
   }
 
+  get size(): number {
+    return this.#count;
+  }
+
+  /** Every joined subscriber, once. */
+  all(): Set<Subscriber> {
+    const all = new Set<Subscriber>();
+    for (const group of this.#byTopic.values()) for (const subscriber of group) all.add(subscriber);
+    return all;
+  }
+
   add(subscriber: Subscriber): void {
-    this.subscribers.add(subscriber);
+    subscriber.state = 'joined';
+    this.#count++;
     for (const topic of subscriber.topics) {
       let group = this.#byTopic.get(topic);
-      if (group === undefined) this.#byTopic.set(topic, (group = new Set()));
+      if (group === undefined) this.#byTopic.set(topic, (group = new TopicGroup(topic)));
       group.add(subscriber);
     }
   }
 
+  /**
+   * The same topic list, shared with earlier subscribers of that one topic when there are some: at
+   * tens of thousands of idle subscribers, one array and one string instead of one each.
+   */
+  intern(topics: readonly string[]): readonly string[] {
+    return topics.length === 1 ? (this.#byTopic.get(topics[0]!)?.alone ?? topics) : topics;
+  }
+
   remove(subscriber: Subscriber): boolean {
-    if (!this.subscribers.delete(subscriber)) return false;
+    const joined = subscriber.state === 'joined';
+    subscriber.state = 'left';
+    if (!joined) return false;
+    this.#count--;
     for (const topic of subscriber.topics) {
       const group = this.#byTopic.get(topic);
       group?.delete(subscriber);
@@ -74,13 +119,15 @@ export class FanOut {
   /** Queues a published event for the next flush. */
   enqueue(entry: HistoryEntry): void {
     this.#pending.push(entry);
-    this.#timer ??= setTimeout(this.flush, 0);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    if (performance.now() - this.#flushedAt < BUSY_MS) setTimeout(this.flush, 0);
+    else setImmediate(this.flush);
   }
 
   /** Writes every queued event now. */
   readonly flush = (): void => {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#scheduled = false;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
@@ -98,6 +145,7 @@ export class FanOut {
         }
       }
     }
+    this.#flushedAt = performance.now();
   };
 
   #deliver(subscriber: Subscriber, batch: HistoryEntry[], shared: Map<string, Share>): void {
@@ -118,6 +166,20 @@ export class FanOut {
     }
   }
 }
+
+/** The subscribers of one topic. */
+class TopicGroup extends Set<Subscriber> {
+  /** The topic list of a subscriber of this topic alone, for {@link FanOut.intern}. */
+  readonly alone: readonly string[];
+
+  constructor(topic: string) {
+    super();
+    this.alone = [topic];
+  }
+}
+
+/** A flush that ended less than this long ago (ms) means events are coming in faster than one per turn. */
+const BUSY_MS = 1;
 
 interface Share {
   payload: Payload;

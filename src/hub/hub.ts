@@ -6,7 +6,7 @@ import { consoleLogger, type Logger } from '../logger.js';
 import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
 import type { SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
-import { concat, FanOut, makeSubscriber, sharesTopic, type Subscriber } from './fanout.js';
+import { concat, FanOut, sharesTopic, Subscriber } from './fanout.js';
 import { History } from './history.js';
 
 export interface HubOptions {
@@ -141,7 +141,7 @@ export function createHub(options: HubOptions = {}): Hub {
     },
   };
   // Subscriptions wait while the backplane loads the shared history, so their replay sees it.
-  let waiting: Array<() => void> | undefined;
+  let waiting: Subscriber[] | undefined;
   const opened = backplane.open(listener, capacity);
   if (opened instanceof Promise) {
     waiting = [];
@@ -150,7 +150,7 @@ export function createHub(options: HubOptions = {}): Hub {
       .finally(() => {
         const queued = waiting ?? [];
         waiting = undefined;
-        for (const run of queued) run();
+        for (const subscriber of queued) if (subscriber.state === 'waiting') join(subscriber);
       });
   }
 
@@ -194,34 +194,30 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {
-    const list = checkTopics(topics, 'subscribe');
-    let subscriber: Subscriber | undefined;
-    let cancelled = false;
-    const unsubscribe = (): void => {
-      cancelled = true;
-      if (subscriber !== undefined) fanOut.remove(subscriber);
-    };
-    if (waiting !== undefined) {
-      waiting.push(() => {
-        if (!cancelled) subscriber = join(stream, list, unsubscribe);
-      });
-    }
-    else subscriber = join(stream, list, unsubscribe);
-    return { topics: list, unsubscribe };
+    const subscriber = enter(stream, checkTopics(topics, 'subscribe'));
+    return { topics: subscriber.topics, unsubscribe: () => subscriber.unsubscribe() };
   }
 
-  function join(stream: SseStream, list: string[], unsubscribe: () => void): Subscriber | undefined {
+  /** Joins now, or once the backplane has loaded the shared history. */
+  function enter(stream: SseStream, topics: readonly string[]): Subscriber {
+    const subscriber = new Subscriber(stream, fanOut.intern(topics), fanOut);
+    if (waiting !== undefined) waiting.push(subscriber);
+    else join(subscriber);
+    return subscriber;
+  }
+
+  function join(subscriber: Subscriber): void {
+    const { stream, connection } = subscriber;
+    if (stream.closed) return;
     // Everything received so far reaches it by replay or not at all; the rest, by fan-out.
-    const subscriber = makeSubscriber(stream, list, seq);
-    if (stream.closed) return undefined;
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
+    subscriber.since = seq;
     if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
-    if (stream.closed) return undefined;
+    if (stream.closed) return;
     fanOut.add(subscriber);
-    if (subscriber.connection !== undefined) subscriber.connection.onClosed(unsubscribe);
-    else stream.signal.addEventListener('abort', unsubscribe, { once: true });
-    return subscriber;
+    if (connection !== undefined) connection.onClosed(subscriber);
+    else stream.signal.addEventListener('abort', subscriber, { once: true });
   }
 
   function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
@@ -246,13 +242,17 @@ export function createHub(options: HubOptions = {}): Hub {
     // No writer: the connection just joins the fan-out, and the hub writes to it from then on.
     return createSseHandler(settings, (connection) => {
       if (closing) connection.close();
-      else subscribe(connection, chosen.get(connection.request) ?? []);
+      else {
+        const topics = chosen.get(connection.request) ?? [];
+        chosen.delete(connection.request);
+        enter(connection, topics);
+      }
     });
   }
 
   function stats(): HubStats {
     return {
-      connections: fanOut.subscribers.size,
+      connections: fanOut.size,
       topics: fanOut.topicCount,
       ...counts,
       history: history.size,
@@ -268,7 +268,7 @@ export function createHub(options: HubOptions = {}): Hub {
     // One payload for every client, framed once, like any other hub write.
     const hint = retry === undefined ? undefined : new Payload(encoder.encode(`retry: ${formatRetry(retry)}\n\n`));
     const gone: Array<Promise<void>> = [];
-    for (const { stream, connection } of [...fanOut.subscribers]) {
+    for (const { stream, connection } of fanOut.all()) {
       if (hint !== undefined) {
         if (connection !== undefined) connection.offer(hint);
         else void stream.write(hint.bytes);
