@@ -1,5 +1,6 @@
 // The benchmark runner: `npm run bench [-- --quick] [-- --only=hub,raw] [-- --big]`.
 // `--only=hub-server` runs only the hub-server section (bench/hub-server.mjs), which runs by default too.
+// `--only=redis` runs only the redis section (bench/redis.mjs: hub instances sharing Redis), likewise.
 //
 // For every scenario and every variant it starts a fresh server process and a fresh client
 // process (so no run inherits another's heap, JIT state or sockets), drives them over IPC,
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Child, killAll, runMain } from './lib/child.mjs';
 import { renderTable } from './lib/table.mjs';
 import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
+import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VARIANTS = ['hub', 'raw', 'better-sse'];
@@ -23,16 +25,17 @@ const PAYLOAD = 64;
 // Configuration
 
 function parseFlags(argv) {
-  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true };
+  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true, redis: true };
   for (const arg of argv) {
     if (arg === '--quick') flags.quick = true;
     else if (arg === '--big') flags.big = true;
     else if (arg.startsWith('--scenario=')) flags.scenario = arg.slice('--scenario='.length);
     else if (arg.startsWith('--only=')) {
       flags.only = arg.slice('--only='.length).split(',').filter(Boolean);
-      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER);
-      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER})`);
+      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER && v !== REDIS);
+      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER},${REDIS})`);
       flags.hubServer = flags.only.includes(HUB_SERVER);
+      flags.redis = flags.only.includes(REDIS);
     } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${VARIANTS})`);
   }
   // Keep the table's column order, whatever order --only gave.
@@ -274,6 +277,7 @@ async function main() {
     }
   }
   const hubServer = flags.hubServer ? await runHubServerSection(flags, cap) : [];
+  const redis = flags.redis ? await runRedisSection(flags) : undefined;
   const seconds = (performance.now() - started) / 1000;
 
   const table = renderTable(results, flags.only);
@@ -282,8 +286,11 @@ async function main() {
     .filter((r) => r.error || r.notes?.length)
     .map((r) => `- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of hubServer.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_SERVER}: ${r.error ?? r.notes.join('; ')}`);
+  for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   if (flags.only.length) console.log(`\n${table}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
+  const redisTable = redis && renderRedisTable(redis);
+  if (redis) console.log(`\n${redisTable}\n`);
   if (problems.length) console.log(`Problems:\n${problems.join('\n')}\n`);
   console.log(
     `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
@@ -303,6 +310,8 @@ async function main() {
     table,
     hubServer,
     hubServerTable,
+    redis,
+    redisTable,
   };
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 }

@@ -35,8 +35,12 @@ export type CorsVerdict =
 
 const DEFAULT_MAX_AGE = 600;
 
-/** @throws TypeError naming what is wrong with the option. */
-export function resolveCors(option: CorsOption): Cors {
+/**
+ * @param methods what a preflight may ask for: `GET` for event streams; other endpoints that share
+ *   the allow-list (the hub server's `POST /publish`) say their own.
+ * @throws TypeError naming what is wrong with the option.
+ */
+export function resolveCors(option: CorsOption, methods = 'GET'): Cors {
   const options: CorsOptions =
     option === true || typeof option === 'string' || Array.isArray(option) ? { origin: option as CorsOptions['origin'] } : (option as CorsOptions);
   if (options === null || typeof options !== 'object') throw corsError('an origin, a list of origins, true, or { origin, credentials?, maxAge? }', option);
@@ -65,7 +69,7 @@ export function resolveCors(option: CorsOption): Cors {
         : { 'access-control-allow-origin': requestOrigin, vary: 'Origin' };
       if (credentials) headers['access-control-allow-credentials'] = 'true';
       if (!preflight) return { kind: 'allow', headers };
-      headers['access-control-allow-methods'] = 'GET';
+      headers['access-control-allow-methods'] = methods;
       const asked = header(request, 'access-control-request-headers');
       // The origin is trusted, so whatever request headers it wants (Last-Event-ID, Authorization)
       // may come; the answer echoes them, so a cache must keep one answer per list.

@@ -22,7 +22,8 @@ export interface LogListener {
   receive(entry: LogEntry): void;
   /**
    * Entries may be missing before the next one received (the log was trimmed past this
-   * instance while it was cut off): history cannot replay across the gap.
+   * instance while it was cut off): history cannot replay across the gap, and the hub's live
+   * clients get a reset event ahead of that next entry.
    */
   lost(): void;
 }
@@ -30,7 +31,8 @@ export interface LogListener {
 export interface Backplane {
   /**
    * Starts the feed. `history` is how many recent entries the hub keeps: the backplane delivers
-   * up to that many existing ones first. A promise delays subscriptions until it settles, so
+   * existing ones first, oldest first. It may deliver more (the hub keeps the last `history`):
+   * one more is useful, since the id just before the oldest kept is one a client can resume from. A promise delays subscriptions until it settles, so
    * that replay sees the shared history; a rejection is logged and the hub serves what it has.
    */
   open(listener: LogListener, history: number): void | Promise<void>;

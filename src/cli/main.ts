@@ -6,6 +6,8 @@ const USAGE = `Usage: serve-sse <command> [options]
 
 Commands:
   demo    Serve the demo page and its event stream.
+  hub     Run a standalone hub: backends publish over HTTP, browsers subscribe.
+          "serve-sse hub --help" lists its options and their environment variables.
 
 Options for demo:
   --port N     Port to listen on (env PORT, default 8080; 0 picks a free one).
@@ -58,10 +60,30 @@ function runDemo(args: string[]): void {
   process.once('SIGTERM', stop);
 }
 
+/**
+ * Loaded only for this command: pino and jose are optional peer dependencies of serve-sse (the
+ * library needs neither), so an install without them gets told what to add.
+ */
+async function runHubCommand(args: string[]): Promise<void> {
+  let hub: typeof import('./hub/command.js');
+  try {
+    hub = await import('./hub/command.js');
+  } catch (error) {
+    const missing = /Cannot find (?:package|module) '(pino|jose)'/.exec(String((error as Error)?.message));
+    if (missing === null) throw error;
+    process.stderr.write(`serve-sse hub needs the packages pino and jose (${missing[1]} is missing): npm install pino jose\n`);
+    process.exit(1);
+  }
+  await hub.runHub(args);
+}
+
 const [command, ...rest] = process.argv.slice(2);
 switch (command) {
   case 'demo':
     runDemo(rest);
+    break;
+  case 'hub':
+    await runHubCommand(rest);
     break;
   case undefined:
   case '-h':

@@ -44,8 +44,10 @@ export interface HubStats {
   evicted: number;
   /** Events written as replay after a `Last-Event-ID`. */
   replayed: number;
-  /** Reset events sent for ids the hub could not replay from. */
+  /** Reset events sent: for ids the hub could not replay from, and to live clients after a gap. */
   resets: number;
+  /** Times the backplane lost events this instance could not hear (see `Backplane`). */
+  gaps: number;
   /** Events held for replay. */
   history: number;
   /** Whether the backplane accepts publications. */
@@ -70,7 +72,7 @@ export interface HubHandlerOptions extends ServeSseOptions {
 export interface Hub {
   /** Sends an event to every subscriber of any of `topics`, once each; resolves with its id. */
   publish(topics: string | string[], event: SseEvent): Promise<string>;
-  /** Subscribes a stream, replaying what it missed after `stream.lastEventId` first. */
+  /** Subscribes a stream, replaying what it missed after `stream.lastEventId` first. After `close()`, ends the stream instead. */
   subscribe(stream: SseStream, topics: string[]): Subscription;
   /** An SSE handler whose connections subscribe to the hub. */
   handler(options?: HubHandlerOptions): SseHandler;
@@ -115,7 +117,7 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   const history = new History(capacity, historyMaxAge, backplane.origin);
-  const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0 };
+  const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0, gaps: 0 };
   const fanOut = new FanOut((result, events) => {
     if (result === 'written') counts.delivered += events;
     else if (result === 'dropped') counts.dropped += events;
@@ -125,6 +127,8 @@ export function createHub(options: HubOptions = {}): Hub {
   /** Local arrival order of log entries: the fan-out's cheap stand-in for ids. */
   let seq = 0;
   let lag = 0;
+  /** After a gap, the last id heard before it: live clients get a reset with the next entry. */
+  let gapAfter: string | undefined;
 
   const listener: LogListener = {
     receive(entry: LogEntry) {
@@ -132,11 +136,15 @@ export function createHub(options: HubOptions = {}): Hub {
       const payload = new Payload(encoder.encode(`id: ${entry.id}\n${entry.body}`));
       const received = { seq: ++seq, id: entry.id, topics: entry.topics, payload, time: entry.time };
       lag = Math.max(0, Date.now() - entry.time);
+      if (gapAfter !== undefined) resetLiveClients(gapAfter, entry.id);
+      gapAfter = undefined;
       history.add(received);
       fanOut.enqueue(received);
     },
     lost() {
       logger.warn({}, 'serve-sse: the backplane lost events while this instance was cut off; older ids now get a reset');
+      counts.gaps++;
+      gapAfter ??= history.lastId ?? '';
       history.clear();
     },
   };
@@ -152,6 +160,23 @@ export function createHub(options: HubOptions = {}): Hub {
         waiting = undefined;
         for (const subscriber of queued) if (subscriber.state === 'waiting') join(subscriber);
       });
+  }
+
+  /**
+   * Connected clients missed what fell into the gap, so each gets a reset, ahead of the first
+   * event after it: its id is that event's, so a client that reconnects right after resumes there.
+   */
+  function resetLiveClients(lastEventId: string, nextId: string): void {
+    fanOut.flush();
+    const reset = resetPayload({ lastEventId, reason: 'expired' }, nextId);
+    for (const subscriber of fanOut.all()) {
+      write(subscriber, reset);
+      counts.resets++;
+    }
+  }
+
+  function resetPayload(data: ResetData, id: string): Payload {
+    return new Payload(encoder.encode(formatEvent({ event: resetEvent, id, data })));
   }
 
   function publish(topics: string | string[], event: SseEvent): Promise<string> {
@@ -173,11 +198,9 @@ export function createHub(options: HubOptions = {}): Hub {
   function replay(subscriber: Subscriber, lastEventId: string): void {
     const since = history.since(lastEventId, Date.now());
     if (!since.known) {
-      const data: ResetData = { lastEventId, reason: since.reason };
       // The latest id moves the client forward, so its next reconnection is not reset again.
-      const reset = new Payload(encoder.encode(formatEvent({ event: resetEvent, id: history.lastId ?? '', data })));
+      write(subscriber, resetPayload({ lastEventId, reason: since.reason }, history.lastId ?? ''));
       counts.resets++;
-      write(subscriber, reset);
       return;
     }
     const missed = since.entries.filter((entry) => sharesTopic(entry, subscriber.topics)).map((entry) => entry.payload);
@@ -194,7 +217,13 @@ export function createHub(options: HubOptions = {}): Hub {
   }
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {
-    const subscriber = enter(stream, checkTopics(topics, 'subscribe'));
+    const list = checkTopics(topics, 'subscribe');
+    // A closed hub ends the stream rather than leave it open with nothing to come.
+    if (closing) {
+      stream.close();
+      return { topics: list, unsubscribe: () => {} };
+    }
+    const subscriber = enter(stream, list);
     return { topics: subscriber.topics, unsubscribe: () => subscriber.unsubscribe() };
   }
 

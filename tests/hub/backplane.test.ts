@@ -124,13 +124,20 @@ describe('a hub on a backplane', () => {
     assert.deepEqual(edge.events.map((e) => e.data), ['e3', 'e4', 'e5']);
   });
 
-  test('a gap in the log turns older ids into resets', async () => {
+  test('a gap in the log turns older ids into resets, and tells live clients before the next event', async () => {
     const log = new ScriptedLog([{ topics: ['t'], data: 'before' }]);
     const { hub, url, lines } = await serve(log);
     log.release();
     await waitFor(() => hub.stats().history === 1);
+    const live = await openEvents(`${url}/events?topic=other`);
+    await waitFor(() => hub.stats().connections === 1);
     log.listener!.lost();
     const after = log.deliver(['t'], formatEvent({ data: 'after' }));
+    await live.until(() => live.events.length === 1);
+    assert.equal(live.events[0]!.event, 'reset');
+    assert.deepEqual(JSON.parse(live.events[0]!.data) as ResetData, { lastEventId: '1700000000000-1', reason: 'expired' });
+    assert.equal(live.events[0]!.id, after, 'resuming from the reset starts at the first event after the gap');
+    assert.equal(hub.stats().gaps, 1);
     const reader = await openEvents(`${url}/events?topic=t`, { 'last-event-id': '1700000000000-1' });
     await reader.until(() => reader.events.length === 1);
     assert.equal(reader.events[0]!.event, 'reset');

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { EventSource } from 'eventsource';
-import { createHub, type Hub, type HubOptions, type ResetData } from '../../src/index.js';
+import { createHub, type Hub, type HubOptions, type ResetData, type SseStream } from '../../src/index.js';
 import { get, listen, openEvents, recordingLogger, text, waitFor, type EventReader, type Running } from '../helpers.js';
 
 const servers: Running[] = [];
@@ -257,12 +257,29 @@ describe('lifecycle', () => {
     }
     assert.equal(hub.stats().connections, 0);
     await assert.rejects(hub.publish('t', { data: 1 }), /hub is closed/);
+    // A stream subscribed after close is ended at once, not left open with nothing to come.
+    let ended = false;
+    const late = await openEvents(`${running.url}/?topic=t`);
+    await late.until(() => late.ended);
+    const stream: SseStream = {
+      request: new Request('http://x/'),
+      lastEventId: undefined,
+      signal: new AbortController().signal,
+      closed: false,
+      dropped: 0,
+      send: () => Promise.resolve(),
+      comment: () => Promise.resolve(),
+      write: () => Promise.resolve(),
+      close: () => void (ended = true),
+    };
+    hub.subscribe(stream, ['t']);
+    assert.equal(ended, true);
     // The recipe: with the streams ended, server.close() can finish.
     await new Promise<void>((resolve, reject) => running.server.close((error) => (error ? reject(error) : resolve())));
   });
 
   test('2,000 connect/disconnect cycles leave no subscription behind', async () => {
-    const { hub, url, running } = await serveHub();
+    const { hub, url } = await serveHub();
     for (let i = 0; i < 2000; i += 50) {
       const batch = await Promise.all(Array.from({ length: 50 }, () => get(`${url}/?topic=a&topic=b`)));
       for (const res of batch) res.destroy();

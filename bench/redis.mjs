@@ -1,0 +1,207 @@
+// The redis section of the benchmark (`node bench/run.mjs --only=redis`): hub instances in
+// separate processes sharing one Redis stream (REDIS_URL, default redis://127.0.0.1:6379).
+// Events are published on instance A and counted by the raw-socket load client on instance B
+// (A→B: what a cluster adds), on A itself (A→A: the round trip through Redis alone), and, for
+// reference, on a single-process hub without Redis (memory). Reports publish-to-receive latency
+// (p50/p99; the publish time is stamped before `hub.publish`, on the monotonic clock every
+// process shares) and throughput. Each variant gets its own stream key, deleted at the end. The
+// section stays under a minute, and is skipped with the reason when Redis does not answer.
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { Child } from './lib/child.mjs';
+
+export const SECTION = 'redis';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PATH = '/events?topic=bench';
+const PAYLOAD = 64;
+const SECTION_BUDGET = 55_000;
+const TIMEOUT = { ready: 10_000, connect: 15_000, subscribed: 10_000, delivery: 20_000 };
+
+/** Where each variant publishes and reads: indexes into its `servers`. */
+const VARIANTS = [
+  { name: 'memory, 1 process', servers: ['hub.mjs'], publishOn: 0, readOn: 0 },
+  { name: 'redis A→A', servers: ['hub-redis.mjs'], publishOn: 0, readOn: 0 },
+  { name: 'redis A→B', servers: ['hub-redis.mjs', 'hub-redis.mjs'], publishOn: 0, readOn: 1 },
+];
+
+/**
+ * Paced: a rate every variant keeps up with, so latency is not queueing. Flat out: one publish per
+ * event-loop turn, either each awaited before the next (through Redis, each waits for its XADD's
+ * round trip) or up to 16 awaiting Redis at once, as concurrent requests would publish.
+ */
+export function redisPlan({ quick }) {
+  const clients = 100;
+  const paced = quick ? 200 : 1000;
+  const flat = quick ? 1000 : 5000;
+  return {
+    clients,
+    scenarios: [
+      { name: `paced ${clients}×${paced} @200/s`, events: paced, intervalMs: 5, inFlight: 1 },
+      { name: `flat out ${clients}×${flat}, 1 in flight`, events: flat, intervalMs: 0, inFlight: 1 },
+      { name: `flat out ${clients}×${flat * 2}, 16 in flight`, events: flat * 2, intervalMs: 0, inFlight: 16 },
+    ],
+  };
+}
+
+/** Why Redis cannot be used, or undefined when it answers. */
+async function unreachable(url) {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  // The connection's own error says more than the "Connection is closed" that connect() rejects with.
+  let cause = '';
+  redis.on('error', (err) => (cause ||= err.message));
+  try {
+    await redis.connect();
+    await redis.ping();
+    return undefined;
+  } catch (err) {
+    return `no Redis at REDIS_URL=${url} (${cause || err.message})`;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function deleteKeys(keys) {
+  if (keys.length === 0) return;
+  const redis = new Redis(REDIS_URL, { connectTimeout: 2000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  redis.on('error', () => {});
+  try {
+    await redis.del(...keys);
+  } catch (err) {
+    process.stderr.write(`${SECTION}: could not delete the stream keys ${keys.join(', ')}: ${err.message}\n`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function start(file, label, args, within) {
+  const child = new Child(join(here, file), label, args);
+  const ready = await child.waitFor('ready', within(TIMEOUT.ready));
+  if (!ready) {
+    child.kill();
+    throw new Error(`${label} did not start${child.stderrTail()}`);
+  }
+  child.port = ready.port;
+  return child;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** @returns {{ skipped?: string, results: object[] }} */
+export async function runRedisSection(flags) {
+  const skipped = await unreachable(REDIS_URL);
+  if (skipped !== undefined) {
+    process.stderr.write(`${SECTION}: skipped: ${skipped}\n`);
+    return { skipped, results: [] };
+  }
+  const plan = redisPlan(flags);
+  // --scenario=<part of a name> picks scenarios, as in the other sections.
+  const scenarios = plan.scenarios.filter((s) => flags.scenario === undefined || s.name.includes(flags.scenario));
+  const deadline = Date.now() + SECTION_BUDGET;
+  const within = (ms) => Math.max(1, Math.min(ms, deadline - Date.now()));
+  const keys = [];
+  const results = [];
+  try {
+    // Fresh processes for every scenario and variant, as in the other sections.
+    for (const scenario of scenarios) {
+      for (const variant of VARIANTS) {
+        const started = performance.now();
+        const key = `serve-sse-bench:${randomUUID()}`;
+        keys.push(key);
+        const procs = [];
+        try {
+          if (Date.now() >= deadline) throw new Error(`skipped: the section's ${SECTION_BUDGET / 1000} s budget is spent`);
+          const args = [REDIS_URL, key, String(scenario.inFlight)];
+          const servers = await Promise.all(variant.servers.map((file, i) => start(join('servers', file), `${variant.name} ${'AB'[i]}`, args, within)));
+          procs.push(...servers);
+          const client = await start('client.mjs', 'client', [], within);
+          procs.push(client);
+          const context = { publisher: servers[variant.publishOn], reader: servers[variant.readOn], client, within };
+          const notes = [];
+          context.connected = await connect(context, plan.clients, notes);
+          const result = await measure(context, scenario);
+          results.push({ scenario: scenario.name, variant: variant.name, ...result, notes: [...notes, ...result.notes] });
+        } catch (err) {
+          results.push({ scenario: scenario.name, variant: variant.name, error: String(err?.message ?? err), notes: [] });
+        } finally {
+          await Promise.all(procs.map((child) => child.stop()));
+          process.stderr.write(`  ${scenario.name} / ${variant.name}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+        }
+      }
+    }
+  } finally {
+    await deleteKeys(keys);
+  }
+  return { results };
+}
+
+async function connect({ reader, client, within }, count, notes) {
+  const connectMs = within(TIMEOUT.connect);
+  const conn = await client.request('connect', { port: reader.port, path: PATH, count, timeoutMs: connectMs }, connectMs + 5_000);
+  if (conn.failed) notes.push(`${conn.failed} of ${count} clients failed to connect`);
+  const countedBy = Date.now() + within(TIMEOUT.subscribed);
+  let counted = 0;
+  while ((counted = (await reader.request('connections')).count) < conn.connected && Date.now() < countedBy) await sleep(50);
+  if (counted < conn.connected) notes.push(`the reading instance counts ${counted} of ${conn.connected} clients`);
+  return conn.connected;
+}
+
+async function measure({ publisher, reader, client, connected, within }, { events, intervalMs }) {
+  const notes = [];
+  await client.request('expect', { deliveries: connected * events });
+  const complete = client.waitFor('complete', within(TIMEOUT.delivery));
+  const run = await publisher.request('run', { events, size: PAYLOAD, intervalMs }, within(TIMEOUT.delivery) + 5_000);
+  if (!(await complete)) notes.push('timed out waiting for every delivery');
+  const got = await client.request('report');
+  const stats = await reader.request('stats');
+  if (stats?.evicted) notes.push(`the reading instance evicted ${stats.evicted} slow clients`);
+  const seconds = (got.lastRecvUs - run.firstUs) / 1e6;
+  const ms = (us) => (us == null ? null : us / 1000);
+  return {
+    clients: connected,
+    events,
+    deliveries: got.deliveries,
+    deliveredPct: (100 * got.deliveries) / (connected * events),
+    eventsPerSec: got.deliveries / connected / seconds,
+    deliveriesPerSec: got.deliveries / seconds,
+    publishSeconds: (run.lastUs - run.firstUs) / 1e6,
+    latencyMs: { p50: ms(got.latencyUs.p50), p99: ms(got.latencyUs.p99), max: ms(got.latencyUs.max), samples: got.latencyUs.samples },
+    clientCpuUs: got.cpuUs,
+    stats,
+    notes,
+  };
+}
+
+const int = (v) => Math.round(v).toLocaleString('en-US');
+const fixed = (digits) => (v) => v.toFixed(digits);
+const METRICS = [
+  { name: 'events/s ↑', get: (r) => r.eventsPerSec, format: int },
+  { name: 'deliveries/s ↑', get: (r) => r.deliveriesPerSec, format: int },
+  { name: 'publish-to-receive p50 ms ↓', get: (r) => r.latencyMs?.p50, format: fixed(2) },
+  { name: 'publish-to-receive p99 ms ↓', get: (r) => r.latencyMs?.p99, format: fixed(2) },
+  { name: 'delivered % ↑', get: (r) => r.deliveredPct, format: fixed(1) },
+];
+
+/** One markdown table: a row per scenario and metric, a column per variant. */
+export function renderRedisTable({ skipped, results }) {
+  if (skipped !== undefined) return `Redis section skipped: ${skipped}`;
+  const variants = VARIANTS.map((v) => v.name);
+  const lines = [`| redis | metric | ${variants.join(' | ')} |`, `| --- | --- |${' --- |'.repeat(variants.length)}`];
+  for (const scenario of [...new Set(results.map((r) => r.scenario))]) {
+    const of = (variant) => results.find((r) => r.scenario === scenario && r.variant === variant);
+    for (const metric of METRICS) {
+      const cells = variants.map((variant) => {
+        const r = of(variant);
+        if (r === undefined) return '—';
+        if (r.error) return 'error';
+        const value = metric.get(r);
+        return Number.isFinite(value) ? metric.format(value) : '—';
+      });
+      lines.push(`| ${scenario} | ${metric.name} | ${cells.join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}

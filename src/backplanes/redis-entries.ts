@@ -1,0 +1,102 @@
+/**
+ * Reading what Redis answers about the stream. Replies come untyped (and their shapes have moved
+ * between client versions and protocols), and the stream's key may hold entries that some other
+ * program wrote: nothing here trusts either.
+ */
+
+import type { LogEntry } from './backplane.js';
+
+/** A stream entry as Redis returns it. */
+export interface StreamEntry {
+  readonly id: string;
+  readonly fields: unknown;
+}
+
+/** The field names serve-sse writes: the topics (a JSON array) and the formatted event. */
+export const TOPICS_FIELD = 't';
+export const BODY_FIELD = 'b';
+
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+
+/**
+ * A body the hub can put after its `id:` line: whole lines of the fields `formatEvent` writes
+ * (never `id`, which the log decides), ending in the one blank line that ends the event. Anything
+ * else would let a foreign writer forge fields or run two events together on every client.
+ */
+const EVENT_BODY = /^(?:(?:event|data|retry)?:[^\r\n]*\n)*\n$/;
+
+/** The entries of an XRANGE or XREVRANGE reply, in the reply's order. */
+export function rangeEntries(reply: unknown): StreamEntry[] {
+  if (!Array.isArray(reply)) throw unexpected('XRANGE', reply);
+  return reply.map((item: unknown) => {
+    if (!Array.isArray(item) || typeof item[0] !== 'string' || !STREAM_ID.test(item[0])) throw unexpected('XRANGE', reply);
+    return { id: item[0], fields: item[1] };
+  });
+}
+
+/** The entries of an XREAD reply on one stream; none when the read timed out. */
+export function readEntries(reply: unknown): StreamEntry[] {
+  if (reply === null) return [];
+  if (!Array.isArray(reply)) throw unexpected('XREAD', reply);
+  // One stream was asked for: `[[key, entries]]` in RESP2, `[key, entries]` (a flattened map) in RESP3.
+  const pair: unknown = typeof reply[0] === 'string' ? reply : reply[0];
+  if (!Array.isArray(pair) || pair.length !== 2) throw unexpected('XREAD', reply);
+  return rangeEntries(pair[1]);
+}
+
+/** One field of an XINFO STREAM reply: a flat `[name, value, ...]` list, or a map. */
+export function infoField(reply: unknown, name: string): unknown {
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] === name) return reply[i + 1];
+    return undefined;
+  }
+  if (reply !== null && typeof reply === 'object') return (reply as Record<string, unknown>)[name];
+  throw unexpected('XINFO STREAM', reply);
+}
+
+/** The entry as the hub hears it, or why it is not one serve-sse wrote. */
+export function toLogEntry({ id, fields }: StreamEntry): LogEntry | string {
+  if (!Array.isArray(fields) || fields.length % 2 !== 0) return 'its fields are not name/value pairs';
+  let topicsJson: unknown;
+  let body: unknown;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === TOPICS_FIELD) topicsJson = fields[i + 1];
+    else if (fields[i] === BODY_FIELD) body = fields[i + 1];
+  }
+  if (typeof topicsJson !== 'string') return `it has no "${TOPICS_FIELD}" field`;
+  if (typeof body !== 'string') return `it has no "${BODY_FIELD}" field`;
+  let topics: unknown;
+  try {
+    topics = JSON.parse(topicsJson);
+  } catch {
+    return `its "${TOPICS_FIELD}" field is not JSON`;
+  }
+  if (!Array.isArray(topics) || topics.length === 0 || !topics.every((topic) => typeof topic === 'string' && topic !== '')) {
+    return `its "${TOPICS_FIELD}" field is not a list of topics`;
+  }
+  if (!EVENT_BODY.test(body)) return `its "${BODY_FIELD}" field is not one formatted event`;
+  return { id, topics: topics as string[], body, time: idTime(id) };
+}
+
+/** When an entry entered the stream: Redis puts its clock's milliseconds in the id. */
+export function idTime(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
+}
+
+/** Orders stream ids. Each part may pass 2^53, so they are compared as digit strings. */
+export function compareIds(a: string, b: string): number {
+  const [, aMs = '', aSeq = ''] = STREAM_ID.exec(a) ?? [];
+  const [, bMs = '', bSeq = ''] = STREAM_ID.exec(b) ?? [];
+  return compareDigits(aMs, bMs) || compareDigits(aSeq, bSeq);
+}
+
+function compareDigits(a: string, b: string): number {
+  // Redis writes no leading zeros: the longer number is the larger.
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function unexpected(command: string, reply: unknown): Error {
+  const shown = JSON.stringify(reply)?.slice(0, 120) ?? String(reply);
+  return new Error(`serve-sse: unexpected ${command} reply from Redis: ${shown}`);
+}

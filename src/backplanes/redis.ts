@@ -1,0 +1,360 @@
+/**
+ * `serve-sse/redis`: the hub's log in a Redis stream, so that every instance of a hub shares its
+ * publications, ids and history. One stream per hub (one order for every instance); each entry
+ * holds the topics and the event as the publishing instance formatted it; the stream's ids are
+ * the events' ids. Each instance appends on one connection and reads the whole stream on another,
+ * blocking: one reader per instance, whatever the number of clients.
+ */
+
+import { Redis, type RedisOptions } from 'ioredis';
+import { consoleLogger, type Logger } from '../logger.js';
+import type { Backplane, LogListener } from './backplane.js';
+import { BODY_FIELD, compareIds, infoField, rangeEntries, readEntries, toLogEntry, TOPICS_FIELD, type StreamEntry } from './redis-entries.js';
+
+export interface RedisBackplaneOptions {
+  /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. Required unless `client` is given. */
+  url?: string;
+  /**
+   * An ioredis client whose settings (host, TLS, password, Sentinel...) the backplane copies
+   * for its own two connections. The client itself is left alone, and never closed.
+   */
+  client?: Redis | Redis<'resp3'>;
+  /** The stream's key. Hubs on the same key are one hub. Default `"serve-sse"`. */
+  key?: string;
+  /**
+   * Milliseconds to wait for Redis: to open (the hub then serves without the shared history
+   * while the backplane keeps trying), and for each publication to be acknowledged. Default 5000.
+   */
+  connectTimeout?: number;
+  /**
+   * Entries the stream keeps, at least (trimming is approximate: Redis drops whole nodes): how
+   * far back an instance cut off from Redis can catch up. Default: the hub's `history`.
+   */
+  maxLength?: number;
+  /** Where connection trouble and skipped entries are reported. Default: the console. */
+  logger?: Logger;
+}
+
+/** Entries per XREAD: how much one round trip delivers when catching up. */
+const BATCH = 500;
+/** How long one XREAD waits for new entries before asking again. */
+const BLOCK_MS = 5000;
+/** Reconnection backoff, capped so that an instance catches up soon after Redis is back. */
+const RETRY_CAP_MS = 1000;
+
+/** The reader's next step. */
+type Step = 'load' | 'check' | 'read';
+
+/** A backplane on the Redis stream at `key`. @throws TypeError for an invalid option */
+export function redisBackplane(options: RedisBackplaneOptions): Backplane {
+  return new RedisLog(options);
+}
+
+class RedisLog implements Backplane {
+  readonly origin = undefined;
+  readonly #key: string;
+  readonly #timeout: number;
+  readonly #maxLength: number | undefined;
+  readonly #logger: Logger;
+  /** Where Redis is, for messages: the url without its password. */
+  readonly #where: string;
+  readonly #connect: (overrides: RedisOptions) => Redis;
+  #writer: Redis | undefined;
+  #reader: Redis | undefined;
+  #listener: LogListener | undefined;
+  #history = 0;
+  #trimTo = '0';
+  /** The id of the last entry read: where the next XREAD starts. */
+  #lastId = '0-0';
+  /** The hub stopped waiting for the history: when Redis answers, only new entries go out. */
+  #late = false;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #openTimer: ReturnType<typeof setTimeout> | undefined;
+  #settleOpen: ((error?: Error) => void) | undefined;
+  /** Ends the reader's current wait (for Redis, or between retries): set while it waits. */
+  #wake: (() => void) | undefined;
+  #down = false;
+  /** Until the writer first connects (or the open times out): publications made meanwhile wait for it. */
+  #starting: Promise<void> | undefined;
+  #started: (() => void) | undefined;
+
+  constructor(options: RedisBackplaneOptions) {
+    if (options === null || typeof options !== 'object') throw optionError('options', 'an object such as { url }', options);
+    const { url, client, key = 'serve-sse', connectTimeout = 5000, maxLength, logger = consoleLogger } = options;
+    if (typeof key !== 'string' || key === '') throw optionError('key', 'a non-empty string', key);
+    if (!(Number.isFinite(connectTimeout) && connectTimeout > 0)) throw optionError('connectTimeout', 'a positive number of milliseconds', connectTimeout);
+    if (maxLength !== undefined && !(Number.isSafeInteger(maxLength) && maxLength >= 0)) {
+      throw optionError('maxLength', 'a non-negative integer', maxLength);
+    }
+    this.#key = key;
+    this.#timeout = connectTimeout;
+    this.#maxLength = maxLength;
+    this.#logger = logger;
+    if (client !== undefined) {
+      if (client === null || typeof client !== 'object' || typeof client.duplicate !== 'function') {
+        throw optionError('client', 'an ioredis client', client);
+      }
+      const { host = 'localhost', port = 6379 } = client.options;
+      this.#where = `${host}:${port}`;
+      this.#connect = (overrides) => client.duplicate(overrides);
+    } else {
+      if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) throw optionError('url', 'a redis:// or rediss:// URL', url);
+      this.#where = withoutPassword(url);
+      this.#connect = (overrides) => new Redis(url, overrides);
+    }
+  }
+
+  get connected(): boolean {
+    return !this.#closed && this.#writer?.status === 'ready';
+  }
+
+  open(listener: LogListener, history: number): Promise<void> {
+    if (this.#listener !== undefined) return Promise.reject(new Error('serve-sse: this Redis backplane is already open; each hub needs its own'));
+    this.#listener = listener;
+    this.#history = history;
+    this.#trimTo = String(this.#maxLength ?? history);
+    // Without an offline queue, a command fails at once while Redis is away instead of piling
+    // up, and with no retries, one cut off mid-flight fails instead of hanging.
+    const common: RedisOptions = {
+      connectTimeout: this.#timeout,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      replyMapping: 'legacy',
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, RETRY_CAP_MS) + Math.random() * 100,
+    };
+    const writer = (this.#writer = this.#connect({ ...common, commandTimeout: this.#timeout, connectionName: 'serve-sse-append' }));
+    const reader = (this.#reader = this.#connect({ ...common, connectionName: 'serve-sse-read' }));
+    // Errors are expected while Redis is away: the reader reports outages, the writer's failures
+    // reach publishers through append().
+    writer.on('error', () => {});
+    this.#starting = new Promise<void>((resolve) => {
+      this.#started = () => {
+        this.#starting = this.#started = undefined;
+        resolve();
+      };
+    });
+    writer.once('ready', () => this.#started?.());
+    this.#watch(reader);
+    return new Promise<void>((resolve, reject) => {
+      this.#settleOpen = (error) => {
+        this.#settleOpen = undefined;
+        clearTimeout(this.#openTimer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      this.#openTimer = setTimeout(() => {
+        this.#late = true;
+        this.#started?.();
+        this.#settleOpen?.(
+          new Error(`serve-sse: Redis at ${this.#where} did not answer within ${this.#timeout} ms; serving without the shared history, and retrying`),
+        );
+      }, this.#timeout);
+      this.#loop = this.#run(reader);
+    });
+  }
+
+  async append(topics: readonly string[], body: string): Promise<string> {
+    // A hub publishes as soon as it is made: the first connection is worth waiting for.
+    if (this.#starting !== undefined) await this.#starting;
+    const writer = this.#writer;
+    if (writer === undefined || this.#closed) throw new Error('serve-sse: the Redis backplane is not open');
+    if (writer.status !== 'ready') {
+      throw new Error(`serve-sse: Redis at ${this.#where} is unreachable; the event was not published`);
+    }
+    const args = [this.#key, 'MAXLEN', '~', this.#trimTo, '*', TOPICS_FIELD, JSON.stringify(topics), BODY_FIELD, body];
+    return writer.call('XADD', args).then(
+      (id) => {
+        if (typeof id !== 'string') throw new Error(`serve-sse: unexpected XADD reply from Redis at ${this.#where}: ${String(id)}`);
+        return id;
+      },
+      (error: Error) => {
+        // Refused: not stored. Cut off or timed out: Redis may have stored it before the reply was lost.
+        const fate = error.name === 'ReplyError' ? 'refused the event' : 'did not confirm the event (it may or may not be stored)';
+        throw new Error(`serve-sse: Redis at ${this.#where} ${fate}: ${error.message}`, { cause: error });
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // The hub is going away: nothing waits for the history any more.
+    this.#settleOpen?.();
+    this.#started?.();
+    this.#wake?.();
+    // A blocked XREAD would hold QUIT for seconds: the reading connection is simply dropped.
+    this.#reader?.disconnect();
+    const writer = this.#writer;
+    if (writer !== undefined) {
+      // QUIT lets publications in flight finish; a connection that is down has nothing to finish.
+      if (writer.status === 'ready') await writer.quit().catch(() => writer.disconnect());
+      else writer.disconnect();
+    }
+    await this.#loop;
+  }
+
+  /** Reports outages once each, rather than once per reconnection attempt. */
+  #watch(reader: Redis): void {
+    let lastError = '';
+    let connectedOnce = false;
+    reader.on('error', (error: Error) => (lastError = error.message));
+    reader.on('close', () => {
+      if (this.#closed || this.#down) return;
+      this.#down = true;
+      this.#logger.warn(
+        { redis: this.#where, error: lastError || undefined },
+        `serve-sse: ${connectedOnce ? 'lost the connection to' : 'cannot reach'} Redis; serving on, publishing fails until it is back`,
+      );
+    });
+    reader.on('ready', () => {
+      connectedOnce = true;
+      if (!this.#down) return;
+      this.#down = false;
+      lastError = '';
+      this.#logger.info({ redis: this.#where }, 'serve-sse: reconnected to Redis; catching up');
+    });
+  }
+
+  /**
+   * The reader: loads the history, then reads every new entry in stream order. After any failure
+   * it waits for Redis and checks that nothing it has not read was trimmed before it resumes
+   * from the last id it read.
+   */
+  async #run(reader: Redis): Promise<void> {
+    let step: Step = 'load';
+    let failures = 0;
+    while (!this.#closed) {
+      if (reader.status !== 'ready') {
+        // Cut off between two reads: what was trimmed meanwhile must be checked as after a failed read.
+        if (step === 'read') step = 'check';
+        await this.#waitFor(reader, 'ready');
+        continue;
+      }
+      try {
+        if (step === 'load') await this.#load(reader);
+        else if (step === 'check') await this.#check(reader);
+        else await this.#read(reader);
+        if (step === 'read') failures = 0;
+        else step = 'read';
+      } catch (error) {
+        if (this.#closed) break;
+        if (step === 'read') step = 'check';
+        // A refusal on a live connection (the key holds something else, say) would repeat at
+        // once: wait a little, and say so once.
+        if (reader.status === 'ready') {
+          if (failures++ === 0) this.#logger.warn({ redis: this.#where, key: this.#key, error: (error as Error).message }, 'serve-sse: reading the Redis stream failed; retrying');
+          await this.#waitFor(reader, Math.min(100 * 2 ** failures, RETRY_CAP_MS));
+        }
+      }
+    }
+  }
+
+  /**
+   * The last `history` entries, oldest first, for the hub's replay, and the one before them: the
+   * hub keeps only `history`, and learns from the one it drops that a client holding that id
+   * missed nothing it keeps. Reading starts after the newest.
+   */
+  async #load(reader: Redis): Promise<void> {
+    const reply = await reader.call('XREVRANGE', [this.#key, '+', '-', 'COUNT', this.#late ? 1 : this.#history + 1]);
+    const newestFirst = rangeEntries(reply);
+    // From the last id read, never `$`: that would skip what is appended before the first XREAD.
+    const newest = newestFirst[0]?.id ?? '0-0';
+    if (this.#late) {
+      // The hub is serving already: old entries would reach its clients as new ones. Whatever
+      // this instance's clients missed meanwhile cannot be replayed.
+      this.#listener?.lost();
+    } else {
+      for (const entry of newestFirst.reverse()) this.#deliver(entry);
+    }
+    this.#lastId = newest;
+    this.#settleOpen?.();
+  }
+
+  /**
+   * After an interruption: were entries after the last one read removed meanwhile? Then the hub
+   * must hear of the gap before the entries that follow it.
+   */
+  async #check(reader: Redis): Promise<void> {
+    const last = this.#lastId;
+    let info: unknown;
+    try {
+      info = await reader.call('XINFO', ['STREAM', this.#key]);
+    } catch (error) {
+      if (!/no such key/i.test((error as Error).message)) throw error;
+      // The stream is gone (deleted, or Redis lost its data): anything read before may have had successors.
+      if (last !== '0-0') this.#listener?.lost();
+      return;
+    }
+    const kept = rangeEntries(last === '0-0' ? [] : await reader.call('XRANGE', [this.#key, last, last])).length > 0;
+    const deleted = infoField(info, 'max-deleted-entry-id');
+    let gap: boolean;
+    if (typeof deleted === 'string') {
+      // Redis 7: the highest id ever trimmed or deleted. Past ours, something unread is gone; below
+      // ours while ours is missing, the stream was recreated.
+      gap = kept ? compareIds(deleted, last) > 0 : deleted !== last;
+    } else {
+      gap = !kept && last !== '0-0';
+    }
+    if (gap) this.#listener?.lost();
+  }
+
+  async #read(reader: Redis): Promise<void> {
+    // A connection that died silently would leave XREAD waiting for ever: past its block time
+    // (and a margin), it is dropped and made again.
+    const watchdog = setTimeout(() => reader.disconnect(true), BLOCK_MS + this.#timeout);
+    let reply: unknown;
+    try {
+      reply = await reader.call('XREAD', ['COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.#key, this.#lastId]);
+    } finally {
+      clearTimeout(watchdog);
+    }
+    if (this.#closed) return;
+    for (const entry of readEntries(reply)) this.#deliver(entry);
+  }
+
+  #deliver(entry: StreamEntry): void {
+    // Past a skipped entry too, or it would be read again and again.
+    this.#lastId = entry.id;
+    const parsed = toLogEntry(entry);
+    if (typeof parsed === 'string') {
+      this.#logger.warn({ redis: this.#where, key: this.#key, id: entry.id }, `serve-sse: skipped a stream entry that serve-sse did not write: ${parsed}`);
+    } else {
+      this.#listener?.receive(parsed);
+    }
+  }
+
+  /** Waits for the connection's event, or `ms`; close() ends either wait at once. */
+  #waitFor(reader: Redis, until: 'ready' | number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        reader.off('ready', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+      if (until === 'ready') reader.once('ready', done);
+      else timer = setTimeout(done, until);
+    });
+  }
+}
+
+/** The url as it may appear in logs and errors. */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = '';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//');
+  }
+}
+
+function optionError(name: string, expected: string, value: unknown): TypeError {
+  const shown = name === 'url' || typeof value !== 'string' ? typeof value : JSON.stringify(value);
+  return new TypeError(`serve-sse: redisBackplane option ${name} must be ${expected}; got ${shown}`);
+}

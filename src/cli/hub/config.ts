@@ -1,0 +1,236 @@
+/**
+ * The `serve-sse hub` settings: every flag, its environment twin, its default, and the help text,
+ * in one table, so that the parser and `--help` cannot drift apart.
+ */
+import { parseArgs } from 'node:util';
+import { resolveCors } from '../../cors.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface HubServerConfig {
+  port: number;
+  /** Undefined: every interface. */
+  host: string | undefined;
+  /** Undefined: the hub keeps its log in memory (one instance). */
+  redis: string | undefined;
+  /** The Redis stream that instances of one hub share. */
+  redisKey: string;
+  /** Undefined: publishing is refused. */
+  publisherKey: string | undefined;
+  /** Undefined: subscribing is open to anyone. */
+  subscriberKey: string | undefined;
+  /** `"*"`: any origin, without credentials. A list: those origins, with credentials. */
+  cors: '*' | string[] | undefined;
+  /** Largest publish body, in bytes. */
+  maxBody: number;
+  /** Open `/events` requests per client address; 0: no cap. */
+  maxConnectionsPerIp: number;
+  /** Read the client address from the last `X-Forwarded-For` entry (set it behind one proxy). */
+  trustProxy: boolean;
+  /** Events kept for replay. */
+  history: number;
+  /** Milliseconds between keep-alive comments on idle streams. */
+  keepAlive: number;
+  /** Reconnection delay (ms) sent to every client at shutdown. */
+  shutdownRetry: number;
+  /** Longest a shutdown may take (ms) before the remaining connections are cut. */
+  shutdownTimeout: number;
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS: HubServerConfig = {
+  port: 8080,
+  host: undefined,
+  redis: undefined,
+  redisKey: 'serve-sse',
+  publisherKey: undefined,
+  subscriberKey: undefined,
+  cors: undefined,
+  maxBody: 1024 * 1024,
+  maxConnectionsPerIp: 100,
+  trustProxy: false,
+  history: 1000,
+  keepAlive: 15_000,
+  shutdownRetry: 2000,
+  shutdownTimeout: 10_000,
+  logLevel: 'info',
+};
+
+/** A setting the user got wrong: the bin prints it with a pointer to `--help` and exits 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Key = keyof HubServerConfig;
+
+interface Setting {
+  key: Key;
+  flag: string;
+  env: string;
+  /** How the value is shown in the help; undefined for a boolean flag. */
+  arg: string | undefined;
+  help: string;
+  /** `where` names the flag or variable the value came from, for error messages. */
+  parse(value: string, where: string): HubServerConfig[Key];
+}
+
+const MAX_INT = Number.MAX_SAFE_INTEGER;
+
+const SETTINGS: readonly Setting[] = [
+  setting('port', 'PORT', 'N', (value, where) => integer(value, where, 0, 65535), 'Port to listen on (0 picks a free one). Default 8080.'),
+  setting('host', 'HOST', 'HOST', nonEmpty, 'Address to listen on. Default: every interface.'),
+  setting('redis', 'REDIS_URL', 'URL', redisUrl,
+    'Share publications and history with other instances through Redis (redis:// or rediss://). Default: in memory, one instance.'),
+  setting('redis-key', 'SERVE_SSE_REDIS_KEY', 'KEY', nonEmpty,
+    'The Redis stream shared by the instances of one hub; separate hubs on one Redis need separate keys. Default serve-sse.'),
+  setting('publisher-key', 'SERVE_SSE_PUBLISHER_KEY', 'KEY', nonEmpty, "HS256 key of publishers' JWTs. Without it, POST /publish is refused."),
+  setting('subscriber-key', 'SERVE_SSE_SUBSCRIBER_KEY', 'KEY', nonEmpty, "HS256 key of subscribers' JWTs. Without it, anyone may subscribe to any topic."),
+  setting('cors', 'SERVE_SSE_CORS', 'ORIGINS', corsOrigins,
+    'Comma-separated origins allowed cross-origin (https://app.example,...), with cookies; "*" for any origin, without cookies. Default: same origin only.'),
+  setting('max-body', 'SERVE_SSE_MAX_BODY', 'BYTES', (value, where) => integer(value, where, 1, MAX_INT),
+    'Largest POST /publish body; larger ones get 413. Default 1048576 (1 MiB).'),
+  setting('max-connections-per-ip', 'SERVE_SSE_MAX_CONNECTIONS_PER_IP', 'N', (value, where) => integer(value, where, 0, MAX_INT),
+    'Open GET /events requests per client address; more get 429. 0: no cap. Default 100.'),
+  setting('trust-proxy', 'SERVE_SSE_TRUST_PROXY', undefined, boolean,
+    'Take the client address from the last X-Forwarded-For entry (behind one reverse proxy). In the environment: 1/true or 0/false.'),
+  setting('history', 'SERVE_SSE_HISTORY', 'N', (value, where) => integer(value, where, 0, MAX_INT), 'Events kept for replay after a reconnection (0: none). Default 1000.'),
+  setting('keep-alive', 'SERVE_SSE_KEEP_ALIVE', 'MS', (value, where) => integer(value, where, 1, MAX_INT), 'Milliseconds between keep-alive comments on idle streams. Default 15000.'),
+  setting('shutdown-retry', 'SERVE_SSE_SHUTDOWN_RETRY', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
+    'Reconnection delay sent to every client on SIGTERM/SIGINT. Default 2000.'),
+  setting('shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
+    'Longest a shutdown waits for clients to go before cutting them. Default 10000.'),
+  setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),
+];
+
+/** A setting whose config key is its flag in camel case (`--max-body`: `maxBody`). */
+function setting(flag: string, env: string, arg: string | undefined, parse: Setting['parse'], help: string): Setting {
+  const key = flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase()) as Key;
+  if (!(key in DEFAULTS)) throw new Error(`serve-sse: no hub setting ${key}`);
+  return { key, flag, env, arg, parse, help };
+}
+
+/**
+ * The settings from the command line, else the environment, else the defaults.
+ * @returns `help: true` when `--help` was asked for (nothing else is checked then).
+ * @throws ConfigError naming the flag or variable that is wrong.
+ */
+export function parseHubArgs(args: readonly string[], env: NodeJS.ProcessEnv): { help: boolean; config: HubServerConfig } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const setting of SETTINGS) options[setting.flag] = { type: setting.arg === undefined ? 'boolean' : 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  if (values.help === true) return { help: true, config: { ...DEFAULTS } };
+
+  const config: Record<string, unknown> = { ...DEFAULTS };
+  for (const setting of SETTINGS) {
+    const fromFlag = values[setting.flag];
+    // An empty variable counts as unset: container platforms often define every variable.
+    const fromEnv = env[setting.env] === '' ? undefined : env[setting.env];
+    if (fromFlag !== undefined) {
+      config[setting.key] = typeof fromFlag === 'boolean' ? fromFlag : setting.parse(fromFlag, `--${setting.flag}`);
+    } else if (fromEnv !== undefined) {
+      config[setting.key] = setting.parse(fromEnv, setting.env);
+    }
+  }
+  return { help: false, config: config as unknown as HubServerConfig };
+}
+
+/** The `serve-sse hub --help` text. */
+export function hubUsage(): string {
+  const rows = SETTINGS.map((s) => ({ left: `--${s.flag}${s.arg === undefined ? '' : ` ${s.arg}`}`, env: s.env, help: s.help }));
+  const width = Math.max(...rows.map((row) => row.left.length)) + 2;
+  const indent = `  ${''.padEnd(width)}`;
+  const lines = rows.map((row) => {
+    const [first = '', ...rest] = wrap(row.help, 96 - indent.length);
+    return [`  ${row.left.padEnd(width)}${first}`, ...rest.map((line) => indent + line), `${indent}env ${row.env}`].join('\n');
+  });
+  return `Usage: serve-sse hub [options]
+
+A standalone SSE hub: backends POST /publish (with a JWT), browsers GET /events?topic=...
+Flags win over their environment variables. Prefer the environment for keys: a command
+line is visible to every user of the machine.
+
+Options:
+${lines.join('\n')}
+  ${'-h, --help'.padEnd(width)}Show this help.
+
+Endpoints:
+  GET  /events?topic=a&topic=b   subscribe (Last-Event-ID or ?lastEventId= replays)
+  POST /publish                  JSON {"topic"|"topics", "event"?, "data"} or the same as form fields
+  GET  /healthz                  200 while serving, 503 while shutting down
+  GET  /metrics                  Prometheus text format
+`;
+}
+
+/** Words into lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  return [...lines, line];
+}
+
+function integer(value: string, where: string, min: number, max: number): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < min || number > max) {
+    throw new ConfigError(`${where} must be an integer from ${min} to ${max === MAX_INT ? 'any' : max}; got ${JSON.stringify(value)}`);
+  }
+  return number;
+}
+
+function nonEmpty(value: string, where: string): string {
+  if (value.trim() === '') throw new ConfigError(`${where} must not be empty`);
+  return value;
+}
+
+function redisUrl(value: string, where: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) {
+    throw new ConfigError(`${where} must be a redis:// or rediss:// URL; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function corsOrigins(value: string, where: string): '*' | string[] {
+  const origins = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (origins.length === 0) throw new ConfigError(`${where} needs at least one origin`);
+  if (origins.includes('*')) {
+    if (origins.length > 1) throw new ConfigError(`${where}: "*" allows every origin and cannot be mixed with others`);
+    return '*';
+  }
+  try {
+    // The same check the handlers make, at start-up rather than on the first request.
+    resolveCors(origins);
+  } catch (error) {
+    throw new ConfigError(`${where}: ${(error as Error).message.replace(/^serve-sse: option cors needs /, 'each origin must be ')}`);
+  }
+  return origins;
+}
+
+function boolean(value: string, where: string): boolean {
+  const lower = value.toLowerCase();
+  if (lower === '1' || lower === 'true' || lower === 'yes') return true;
+  if (lower === '0' || lower === 'false' || lower === 'no') return false;
+  throw new ConfigError(`${where} must be 1/true/yes or 0/false/no; got ${JSON.stringify(value)}`);
+}
+
+function logLevel(value: string, where: string): LogLevel {
+  const level = LOG_LEVELS.find((item) => item === value.toLowerCase());
+  if (level === undefined) throw new ConfigError(`${where} must be one of ${LOG_LEVELS.join(', ')}; got ${JSON.stringify(value)}`);
+  return level;
+}

@@ -1,0 +1,77 @@
+/**
+ * `GET /metrics` in the Prometheus text exposition format (version 0.0.4): the hub's own counters,
+ * read from `hub.stats()` at scrape time, plus what only the server sees (responses by status,
+ * token expiries, refused connections).
+ */
+import type { HubStats } from '../../index.js';
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** Typed loosely: older hubs have no backplane fields, and in memory the lag reads 0. */
+type Stats = HubStats & { backplaneLag?: number; backplaneConnected?: boolean };
+
+/** The endpoints counted by name; anything else is `other`, so that labels stay few. */
+export const ENDPOINTS = ['/events', '/publish', '/healthz', '/metrics'] as const;
+
+export class ServerCounters {
+  /** Subscribers disconnected because their token expired. */
+  expired = 0;
+  readonly #responses = new Map<string, number>();
+
+  response(path: string, status: number): void {
+    const endpoint = (ENDPOINTS as readonly string[]).includes(path) ? path : 'other';
+    const key = `${endpoint} ${status}`;
+    this.#responses.set(key, (this.#responses.get(key) ?? 0) + 1);
+  }
+
+  get responses(): ReadonlyMap<string, number> {
+    return this.#responses;
+  }
+}
+
+interface Family {
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  samples: Array<[labels: string, value: number]>;
+}
+
+export function renderMetrics(stats: Stats, counters: ServerCounters): string {
+  const single = (name: string, type: Family['type'], help: string, value: number): Family => ({ name, type, help, samples: [['', value]] });
+  const families: Family[] = [
+    single('serve_sse_connections', 'gauge', 'Open event streams subscribed to the hub.', stats.connections),
+    single('serve_sse_topics', 'gauge', 'Topics with at least one subscriber.', stats.topics),
+    single('serve_sse_history_events', 'gauge', 'Events held for replay.', stats.history),
+    single('serve_sse_published_total', 'counter', 'Events published.', stats.published),
+    single('serve_sse_delivered_total', 'counter', 'Events written to subscribers, replays included.', stats.delivered),
+    single('serve_sse_dropped_total', 'counter', 'Events skipped for slow subscribers.', stats.dropped),
+    single('serve_sse_evicted_total', 'counter', 'Slow subscribers disconnected.', stats.evicted),
+    single('serve_sse_replayed_total', 'counter', 'Events written as replay after a Last-Event-ID.', stats.replayed),
+    single('serve_sse_resets_total', 'counter', 'Reset events sent for ids the hub could not replay from.', stats.resets),
+    single('serve_sse_backplane_lag_seconds', 'gauge', 'How far behind the shared log this instance is (0 in memory).', (stats.backplaneLag ?? 0) / 1000),
+    single('serve_sse_backplane_connected', 'gauge', 'Whether the backplane accepts publications (1) or not (0).', stats.backplaneConnected === false ? 0 : 1),
+    single('serve_sse_token_expired_total', 'counter', 'Subscribers disconnected when their token expired.', counters.expired),
+    {
+      name: 'serve_sse_http_responses_total',
+      type: 'counter',
+      help: 'HTTP responses by endpoint and status code (event streams counted when they end).',
+      samples: [...counters.responses].map(([key, value]) => {
+        const [endpoint, code] = key.split(' ');
+        return [`{endpoint="${endpoint}",code="${code}"}`, value];
+      }),
+    },
+  ];
+  let text = '';
+  for (const family of families) {
+    text += `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`;
+    for (const [labels, value] of family.samples) text += `${family.name}${labels} ${formatValue(value)}\n`;
+  }
+  return text;
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}

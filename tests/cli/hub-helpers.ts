@@ -1,0 +1,95 @@
+/** Plumbing for the hub server tests: servers in-process on 127.0.0.1:0, tokens, logs, requests. */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Writable } from 'node:stream';
+import { SignJWT, type JWTPayload } from 'jose';
+import { pino } from 'pino';
+import { createHubServer, type HubServer, type HubServerOptions } from '../../src/cli/hub/server.js';
+
+export const PUBLISHER_KEY = 'publisher-key-for-tests-0123456789abcdef';
+export const SUBSCRIBER_KEY = 'subscriber-key-for-tests-0123456789abcdef';
+
+export interface TestHub extends HubServer {
+  /** Every log line the server wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+}
+
+const running: HubServer[] = [];
+
+/** Starts a hub server with pino logging (debug) into memory; `closeAll()` stops every one. */
+export async function startHub(options: HubServerOptions = {}): Promise<TestHub> {
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const hub = await createHubServer({ port: 0, host: '127.0.0.1', shutdownTimeout: 2000, logger, ...options });
+  running.push(hub);
+  return Object.assign(hub, { logs });
+}
+
+export async function closeAll(): Promise<void> {
+  await Promise.all(running.splice(0).map((hub) => hub.close()));
+}
+
+interface TokenOptions {
+  key?: string;
+  /** Seconds since the epoch. */
+  exp?: number;
+  alg?: string;
+}
+
+/** A JWT carrying `payload`, signed by jose: HS256 with the publisher key unless told otherwise. */
+export function sign(payload: JWTPayload, { key = PUBLISHER_KEY, exp, alg = 'HS256' }: TokenOptions = {}): Promise<string> {
+  const jwt = new SignJWT(payload).setProtectedHeader({ alg }).setIssuedAt();
+  if (exp !== undefined) jwt.setExpirationTime(exp);
+  return jwt.sign(new TextEncoder().encode(key));
+}
+
+export const publisherToken = (topics: string[], options: TokenOptions = {}): Promise<string> => sign({ sse: { publish: topics } }, options);
+export const subscriberToken = (topics: string[], options: TokenOptions = {}): Promise<string> =>
+  sign({ sse: { subscribe: topics } }, { key: SUBSCRIBER_KEY, ...options });
+
+/** An unsigned token (`alg: none`), which must never be accepted. */
+export function unsecuredToken(payload: JWTPayload): string {
+  const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'none', typ: 'JWT' })}.${part(payload)}.`;
+}
+
+export interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request over a fresh connection; the whole answer as text. */
+export function send(url: string, { method = 'GET', headers = {}, body }: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** `POST /publish` with a JSON body and a bearer token. */
+export function publishJson(hub: HubServer, token: string | undefined, body: unknown): Promise<Answer> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  return send(`${hub.url}/publish`, { method: 'POST', headers, body: JSON.stringify(body) });
+}
+
+/** The value of one sample in a Prometheus text exposition. */
+export function metric(text: string, sample: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return undefined;
+}
