@@ -18,6 +18,7 @@ export {
   type HubStats,
   type HubHandlerOptions,
   type Subscription,
+  type HubCloseOptions,
   type ResetData,
 } from './hub/hub.js';
 export type { Backplane, LogEntry, LogListener } from './backplanes/backplane.js';

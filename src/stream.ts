@@ -204,6 +204,17 @@ export class SseConnection implements SseStream, HeartbeatMember, SinkOwner {
     this.#limit = Math.max(this.#limit, this.#sink.buffered + this.#settings.highWaterMark);
   }
 
+  /** Whether the transport is really done (the socket closed), not just the stream. */
+  get isGone(): boolean {
+    return this.#sinkGone;
+  }
+
+  /** Cuts the connection without ending the response cleanly: for a client that reads nothing. */
+  destroy(): void {
+    this.#finish();
+    this.#sink.destroy();
+  }
+
   /** Resolves once the transport is really done (the socket closed), not just the stream. */
   whenGone(): Promise<void> {
     this.#gone ??= this.#sinkGone ? RESOLVED : new Promise((resolve) => (this.#onGone = resolve));

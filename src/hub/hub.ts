@@ -4,7 +4,7 @@ import { defaultOnConnect, type ConnectResult } from '../connect.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
-import type { SseRequest, SseStream } from '../stream.js';
+import type { SseConnection, SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
 import { concat, FanOut, sharesTopic, Subscriber } from './fanout.js';
 import { History } from './history.js';
@@ -78,7 +78,19 @@ export interface Hub {
   handler(options?: HubHandlerOptions): SseHandler;
   stats(): HubStats;
   /** Sends `retry` (if given) to every client, ends every stream, and resolves once they are gone. */
-  close(options?: { retry?: number; timeout?: number }): Promise<void>;
+  close(options?: HubCloseOptions): Promise<void>;
+}
+
+export interface HubCloseOptions {
+  /** Reconnection delay (ms) sent to every client before its stream ends. */
+  retry?: number;
+  /**
+   * Spreads reconnections: each client is told `retry` plus a random share of this many ms, so
+   * that ten thousand clients do not come back in the same instant. Default 0.
+   */
+  retryJitter?: number;
+  /** Milliseconds to wait for clients to go before their connections are cut. Default 5000. */
+  timeout?: number;
 }
 
 /** The `data` of a reset event: the app should refetch its state, then carry on with live events. */
@@ -290,31 +302,51 @@ export function createHub(options: HubOptions = {}): Hub {
     };
   }
 
-  async function close({ retry, timeout = 5000 }: { retry?: number; timeout?: number } = {}): Promise<void> {
+  async function close({ retry, retryJitter = 0, timeout = 5000 }: HubCloseOptions = {}): Promise<void> {
+    if (!(Number.isSafeInteger(retryJitter) && retryJitter >= 0)) throw hubOptionError('close() retryJitter', 'a non-negative integer (ms)', retryJitter);
     closing = true;
     // What was published before close() still goes out, ahead of the retry hint.
     fanOut.flush();
-    // One payload for every client, framed once, like any other hub write.
-    const hint = retry === undefined ? undefined : new Payload(encoder.encode(`retry: ${formatRetry(retry)}\n\n`));
-    const gone: Array<Promise<void>> = [];
+    const hints = retryHints(retry, retryJitter);
+    const open: SseConnection[] = [];
     for (const { stream, connection } of fanOut.all()) {
+      const hint = hints[Math.floor(Math.random() * hints.length)];
       if (hint !== undefined) {
         if (connection !== undefined) connection.offer(hint);
         else void stream.write(hint.bytes);
       }
       stream.close();
-      if (connection !== undefined) gone.push(connection.whenGone());
+      if (connection !== undefined) open.push(connection);
     }
-    // A client that reads nothing never sees the end of its stream: drop it after the grace period.
+    // A client that reads nothing never sees the end of its stream: cut it after the grace period,
+    // or it would hold server.close() open.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeout, true)));
-    const timedOut = await Promise.race([Promise.all(gone).then(() => false), expired]);
+    const timedOut = await Promise.race([Promise.all(open.map((connection) => connection.whenGone())).then(() => false), expired]);
     clearTimeout(timer);
-    if (timedOut) logger.warn({ open: gone.length }, 'serve-sse: hub.close() timed out waiting for clients to go');
+    if (timedOut) {
+      const stuck = open.filter((connection) => !connection.isGone);
+      logger.warn({ cut: stuck.length }, 'serve-sse: hub.close() timed out waiting for clients to go; cutting their connections');
+      for (const connection of stuck) connection.destroy();
+    }
     await backplane.close();
   }
 
   return { publish, subscribe, handler, stats, close };
+}
+
+/**
+ * The retry hints for close(): one, or a spread of a few when jittered, each framed once and
+ * shared by every client that draws it.
+ */
+function retryHints(retry: number | undefined, jitter: number): Payload[] {
+  if (retry === undefined) return [];
+  const base = formatRetry(retry);
+  const steps = jitter === 0 ? 1 : Math.min(16, jitter);
+  return Array.from({ length: steps }, (_, step) => {
+    const value = jitter === 0 ? base : formatRetry(retry + Math.floor(((step + Math.random()) * jitter) / steps));
+    return new Payload(encoder.encode(`retry: ${value}\n\n`));
+  });
 }
 
 function checkTopics(topics: unknown, where: string): string[] {

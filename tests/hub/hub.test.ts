@@ -278,6 +278,37 @@ describe('lifecycle', () => {
     await new Promise<void>((resolve, reject) => running.server.close((error) => (error ? reject(error) : resolve())));
   });
 
+  test('close({ retryJitter }) spreads the hints; a client that reads nothing is cut at the timeout', async () => {
+    const { logger, lines } = recordingLogger();
+    const hub = createHub({ onSlowClient: 'drop', highWaterMark: 64 * 1024 * 1024, logger });
+    const running = await listen(hub.handler());
+    servers.push(running);
+    const readers = await Promise.all(Array.from({ length: 8 }, () => openEvents(`${running.url}/?topic=t`)));
+    // A client that stops reading, with more queued for it than the kernel's buffers hold.
+    const { port } = new URL(running.url);
+    const stalled: Socket = connect(Number(port), '127.0.0.1');
+    await once(stalled, 'connect');
+    stalled.write('GET /?topic=big HTTP/1.1\r\nHost: x\r\n\r\n');
+    stalled.pause();
+    await waitFor(() => hub.stats().connections === 9);
+    const big = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 24; i++) await hub.publish('big', { data: big });
+    stalled.on('error', () => {}); // the cut may reach it as a reset
+    const started = Date.now();
+    await hub.close({ retry: 1000, retryJitter: 4000, timeout: 300 });
+    const took = Date.now() - started;
+    assert.ok(took >= 250 && took < 3000, `close() took ${took} ms`);
+    assert.ok(lines.some((line) => line.level === 'warn' && /cutting their connections/.test(line.msg ?? '')));
+    // Cut, not just ended: with its connection gone, server.close() can finish.
+    await new Promise<void>((resolve, reject) => running.server.close((error) => (error ? reject(error) : resolve())));
+    stalled.destroy();
+    for (const reader of readers) await reader.until(() => reader.ended, 10_000);
+    const hints = readers.map((reader) => reader.retry!);
+    for (const hint of hints) assert.ok(hint >= 1000 && hint < 5000, `retry ${hint}`);
+    assert.ok(new Set(hints).size > 1, `spread: ${hints.join(', ')}`);
+    await assert.rejects(hub.close({ retryJitter: -1 }), /retryJitter/);
+  });
+
   test('2,000 connect/disconnect cycles leave no subscription behind', async () => {
     const { hub, url } = await serveHub();
     for (let i = 0; i < 2000; i += 50) {

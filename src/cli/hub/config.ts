@@ -97,7 +97,7 @@ const SETTINGS: readonly Setting[] = [
   setting('history', 'SERVE_SSE_HISTORY', 'N', (value, where) => integer(value, where, 0, MAX_INT), 'Events kept for replay after a reconnection (0: none). Default 1000.'),
   setting('keep-alive', 'SERVE_SSE_KEEP_ALIVE', 'MS', (value, where) => integer(value, where, 1, MAX_INT), 'Milliseconds between keep-alive comments on idle streams. Default 15000.'),
   setting('shutdown-retry', 'SERVE_SSE_SHUTDOWN_RETRY', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
-    'Reconnection delay sent to every client on SIGTERM/SIGINT. Default 2000.'),
+    'Reconnection delay sent to every client on SIGTERM/SIGINT, spread up to twice that so they do not all return at once. Default 2000.'),
   setting('shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
     'Longest a shutdown waits for clients to go before cutting them. Default 10000.'),
   setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),

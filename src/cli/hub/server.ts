@@ -148,7 +148,8 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
       log.info({ connections: hub.stats().connections, retry: config.shutdownRetry }, 'shutting down');
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       events.stop();
-      await hub.close({ retry: config.shutdownRetry, timeout: config.shutdownTimeout });
+      // Spread over [retry, 2 × retry): the clients of a stopping instance do not all land at once.
+      await hub.close({ retry: config.shutdownRetry, retryJitter: config.shutdownRetry, timeout: config.shutdownTimeout });
       // Streams ended; what is left are keep-alive sockets and requests in flight.
       server.closeIdleConnections();
       const left = Math.max(0, config.shutdownTimeout - (Date.now() - started));
