@@ -2,13 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import { launchChromium } from '../chromium.js';
 
 const BIN = fileURLToPath(new URL('../../dist/esm/cli/main.js', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 
 interface Result {
   code: number | null;
@@ -78,24 +76,13 @@ test('demo --port abc exits 2 with a message naming --port', async () => {
 });
 
 test('the demo page lists the events in Chromium, then "Server unavailable" once the demo stops', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const message = `${CHROMIUM} is missing: the demo page was not tested in a browser (apt-get install chromium)`;
-    if (process.env.CI === 'true') assert.fail(`${message}; CI=true, so this is a failure`);
-    process.stderr.write(`\n*** WARNING: ${message} ***\n\n`);
-    t.skip(message);
-    return;
-  }
+  const browser = await launchChromium(t, 'the demo page');
+  if (browser === undefined) return;
   const demo = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--host', '127.0.0.1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let browser: Browser | undefined;
   try {
     const url = await startDemo(demo);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
     const page = await browser.newPage();
     page.setDefaultTimeout(10_000);
     await page.goto(url, { timeout: 10_000 });
@@ -119,7 +106,7 @@ test('the demo page lists the events in Chromium, then "Server unavailable" once
     assert.ok(firstError > after.indexOf('Hello World! 1'), `the error comes after the events: ${JSON.stringify(after)}`);
     assert.ok(after.slice(firstError).every((item) => item === 'Server unavailable :('), `no event after the error: ${JSON.stringify(after)}`);
   } finally {
-    await browser?.close();
+    await browser.close();
     if (demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
   }
 });

@@ -83,6 +83,7 @@ export function createEventsEndpoint(options: EventsOptions): EventsEndpoint {
   async function writer(request: SseRequest, stream: SseStream): Promise<void> {
     const admission = admitted.get(request);
     if (admission === undefined) return;
+    admitted.delete(request);
     if (options.closing()) {
       // Shutting down: a 503 would stop the browser for good; a retry hint brings it back later.
       await stream.send({ retry: options.shutdownRetry });
