@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { compareIds } from '../src/backplanes/redis-entries.js';
+import { compareLogIds } from '../src/backplanes/log-id.js';
 import { REDIS_URL, redisMissing, TestKeys } from './redis.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -72,7 +72,7 @@ test('examples/redis.mjs: a client of one instance gets the ticks of both, with 
   }
   const pids = new Set(children.map((child) => child.pid));
   assert.ok(ticks.every((tick) => pids.has(tick.from)));
-  assert.ok(ticks.every((tick, i) => i === 0 || compareIds(tick.id, ticks[i - 1]!.id) > 0), 'ids increase');
+  assert.ok(ticks.every((tick, i) => i === 0 || compareLogIds(tick.id, ticks[i - 1]!.id) > 0), 'ids increase');
 
   // SIGTERM: the hub closes its Redis connections, and with nothing left open the process ends.
   for (const child of children) {

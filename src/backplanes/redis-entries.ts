@@ -5,6 +5,7 @@
  */
 
 import type { LogEntry } from './backplane.js';
+import { isLogId } from './log-id.js';
 
 /** A stream entry as Redis returns it. */
 export interface StreamEntry {
@@ -15,8 +16,6 @@ export interface StreamEntry {
 /** The field names serve-sse writes: the topics (a JSON array) and the formatted event. */
 export const TOPICS_FIELD = 't';
 export const BODY_FIELD = 'b';
-
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
 
 /**
  * A body the hub can put after its `id:` line: whole lines of the fields `formatEvent` writes
@@ -29,7 +28,7 @@ const EVENT_BODY = /^(?:(?:event|data|retry)?:[^\r\n]*\n)*\n$/;
 export function rangeEntries(reply: unknown): StreamEntry[] {
   if (!Array.isArray(reply)) throw unexpected('XRANGE', reply);
   return reply.map((item: unknown) => {
-    if (!Array.isArray(item) || typeof item[0] !== 'string' || !STREAM_ID.test(item[0])) throw unexpected('XRANGE', reply);
+    if (!Array.isArray(item) || typeof item[0] !== 'string' || !isLogId(item[0])) throw unexpected('XRANGE', reply);
     return { id: item[0], fields: item[1] };
   });
 }
@@ -81,19 +80,6 @@ export function toLogEntry({ id, fields }: StreamEntry): LogEntry | string {
 /** When an entry entered the stream: Redis puts its clock's milliseconds in the id. */
 export function idTime(id: string): number {
   return Number(id.slice(0, id.indexOf('-')));
-}
-
-/** Orders stream ids. Each part may pass 2^53, so they are compared as digit strings. */
-export function compareIds(a: string, b: string): number {
-  const [, aMs = '', aSeq = ''] = STREAM_ID.exec(a) ?? [];
-  const [, bMs = '', bSeq = ''] = STREAM_ID.exec(b) ?? [];
-  return compareDigits(aMs, bMs) || compareDigits(aSeq, bSeq);
-}
-
-function compareDigits(a: string, b: string): number {
-  // Redis writes no leading zeros: the longer number is the larger.
-  if (a.length !== b.length) return a.length - b.length;
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function unexpected(command: string, reply: unknown): Error {

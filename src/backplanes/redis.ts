@@ -9,7 +9,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { Backplane, LogListener } from './backplane.js';
-import { BODY_FIELD, compareIds, infoField, rangeEntries, readEntries, toLogEntry, TOPICS_FIELD, type StreamEntry } from './redis-entries.js';
+import { compareLogIds } from './log-id.js';
+import { BODY_FIELD, infoField, rangeEntries, readEntries, toLogEntry, TOPICS_FIELD, type StreamEntry } from './redis-entries.js';
 
 export interface RedisBackplaneOptions {
   /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. Required unless `client` is given. */
@@ -293,7 +294,7 @@ class RedisLog implements Backplane {
     if (typeof deleted === 'string') {
       // Redis 7: the highest id ever trimmed or deleted. Past ours, something unread is gone; below
       // ours while ours is missing, the stream was recreated.
-      gap = kept ? compareIds(deleted, last) > 0 : deleted !== last;
+      gap = kept ? compareLogIds(deleted, last) > 0 : deleted !== last;
     } else {
       gap = !kept && last !== '0-0';
     }

@@ -27,6 +27,19 @@ export class Subscriber implements CloseObserver {
     this.key = topics.length === 1 ? topics[0]! : [...topics].sort().join('\n');
   }
 
+  /** Writes through the stream's slow-client policy; a stream that is not ours takes it as its `write` would. */
+  offer(payload: Payload): Delivery {
+    if (this.connection !== undefined) return this.connection.offer(payload);
+    void this.stream.write(payload.bytes);
+    return 'written';
+  }
+
+  /** Writes what the client asked for (a replay, a reset), past its limit if need be. */
+  offerReplay(payload: Payload): void {
+    if (this.connection !== undefined) this.connection.offerReplay(payload);
+    else void this.stream.write(payload.bytes);
+  }
+
   unsubscribe(): void {
     this.fanOut.remove(this);
   }
@@ -157,13 +170,7 @@ export class FanOut {
     }
     subscriber.since = batch[batch.length - 1]!.seq;
     if (share.events === 0) return;
-    const { connection } = subscriber;
-    if (connection === undefined) {
-      void subscriber.stream.write(share.payload.bytes);
-      this.#report('written', share.events);
-    } else {
-      this.#report(connection.offer(share.payload), share.events);
-    }
+    this.#report(subscriber.offer(share.payload), share.events);
   }
 }
 

@@ -4,6 +4,7 @@
  * `Last-Event-ID` is found by exact match, so replay never guesses across ids it has not seen.
  */
 
+import { compareLogIds, isLogId } from '../backplanes/log-id.js';
 import type { Payload } from '../transports/payload.js';
 
 export interface HistoryEntry {
@@ -20,8 +21,6 @@ export interface HistoryEntry {
 export type Since =
   | { known: true; entries: HistoryEntry[] }
   | { known: false; reason: 'unknown' | 'expired' };
-
-const ID = /^(\d{1,15})-(\d{1,15})$/;
 
 export class History {
   readonly #ring: Array<HistoryEntry | undefined>;
@@ -81,24 +80,23 @@ export class History {
     this.#expire(now);
     if (lastEventId === this.#last) return { known: true, entries: [] };
     if (lastEventId === this.#floor) return { known: true, entries: this.#slice(0) };
-    const key = parse(lastEventId);
-    if (key === undefined) return { known: false, reason: 'unknown' };
-    const found = this.#find(key);
+    if (!isLogId(lastEventId)) return { known: false, reason: 'unknown' };
+    const found = this.#find(lastEventId);
     if (found !== undefined) return { known: true, entries: this.#slice(found + 1) };
     // Older than what we hold, yet from this log: its successors were trimmed or aged out.
     const oldest = this.#size > 0 ? this.#entry(0).id : this.#last;
-    const fromThisLog = this.origin === undefined || compare(key, parse(this.origin)!) > 0;
-    if (oldest !== undefined && compare(key, parse(oldest)!) < 0 && fromThisLog) return { known: false, reason: 'expired' };
+    const fromThisLog = this.origin === undefined || compareLogIds(lastEventId, this.origin) > 0;
+    if (oldest !== undefined && compareLogIds(lastEventId, oldest) < 0 && fromThisLog) return { known: false, reason: 'expired' };
     return { known: false, reason: 'unknown' };
   }
 
   /** Binary search for an exact id: ids increase along the ring. */
-  #find(key: Key): number | undefined {
+  #find(id: string): number | undefined {
     let low = 0;
     let high = this.#size - 1;
     while (low <= high) {
       const middle = (low + high) >>> 1;
-      const order = compare(parse(this.#entry(middle).id)!, key);
+      const order = compareLogIds(this.#entry(middle).id, id);
       if (order === 0) return middle;
       if (order < 0) low = middle + 1;
       else high = middle - 1;
@@ -126,15 +124,4 @@ export class History {
       this.#size--;
     }
   }
-}
-
-type Key = readonly [number, number];
-
-function parse(id: string): Key | undefined {
-  const match = ID.exec(id);
-  return match === null ? undefined : [Number(match[1]), Number(match[2])];
-}
-
-function compare(a: Key, b: Key): number {
-  return a[0] - b[0] || a[1] - b[1];
 }

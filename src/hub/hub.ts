@@ -182,7 +182,7 @@ export function createHub(options: HubOptions = {}): Hub {
     fanOut.flush();
     const reset = resetPayload({ lastEventId, reason: 'expired' }, nextId);
     for (const subscriber of fanOut.all()) {
-      write(subscriber, reset);
+      subscriber.offerReplay(reset);
       counts.resets++;
     }
   }
@@ -211,21 +211,16 @@ export function createHub(options: HubOptions = {}): Hub {
     const since = history.since(lastEventId, Date.now());
     if (!since.known) {
       // The latest id moves the client forward, so its next reconnection is not reset again.
-      write(subscriber, resetPayload({ lastEventId, reason: since.reason }, history.lastId ?? ''));
+      subscriber.offerReplay(resetPayload({ lastEventId, reason: since.reason }, history.lastId ?? ''));
       counts.resets++;
       return;
     }
     const missed = since.entries.filter((entry) => sharesTopic(entry, subscriber.topics)).map((entry) => entry.payload);
     if (missed.length === 0) return;
     // One write for the whole replay.
-    write(subscriber, missed.length === 1 ? missed[0]! : concat(missed));
+    subscriber.offerReplay(missed.length === 1 ? missed[0]! : concat(missed));
     counts.replayed += missed.length;
     counts.delivered += missed.length;
-  }
-
-  function write(subscriber: Subscriber, payload: Payload): void {
-    if (subscriber.connection !== undefined) subscriber.connection.offerReplay(payload);
-    else void subscriber.stream.write(payload.bytes);
   }
 
   function subscribe(stream: SseStream, topics: string[]): Subscription {
@@ -309,14 +304,11 @@ export function createHub(options: HubOptions = {}): Hub {
     fanOut.flush();
     const hints = retryHints(retry, retryJitter);
     const open: SseConnection[] = [];
-    for (const { stream, connection } of fanOut.all()) {
+    for (const subscriber of fanOut.all()) {
       const hint = hints[Math.floor(Math.random() * hints.length)];
-      if (hint !== undefined) {
-        if (connection !== undefined) connection.offer(hint);
-        else void stream.write(hint.bytes);
-      }
-      stream.close();
-      if (connection !== undefined) open.push(connection);
+      if (hint !== undefined) subscriber.offer(hint);
+      subscriber.stream.close();
+      if (subscriber.connection !== undefined) open.push(subscriber.connection);
     }
     // A client that reads nothing never sees the end of its stream: cut it after the grace period,
     // or it would hold server.close() open.

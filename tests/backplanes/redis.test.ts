@@ -14,7 +14,7 @@ import { EventSource } from 'eventsource';
 import { Redis } from 'ioredis';
 import { createHub, type Hub, type ResetData } from '../../src/index.js';
 import { redisBackplane } from '../../src/backplanes/redis.js';
-import { compareIds } from '../../src/backplanes/redis-entries.js';
+import { compareLogIds } from '../../src/backplanes/log-id.js';
 import { listen, openEvents, recordingLogger, waitFor, type EventReader } from '../helpers.js';
 import { freePort, OwnRedis, REDIS_URL, RedisProxy, redisMissing, redisServerMissing, TestKeys, withRedis } from '../redis.js';
 
@@ -129,7 +129,7 @@ describe('the Redis backplane', { skip: noRedis }, () => {
     const published = await Promise.all(
       Array.from({ length: 10 }, (_, n) => (n % 2 === 0 ? a : b).hub.publish('news', { data: `event ${n}` }).then((id) => ({ id, data: `event ${n}` }))),
     );
-    published.sort((x, y) => compareIds(x.id, y.id));
+    published.sort((x, y) => compareLogIds(x.id, y.id));
     for (const reader of readers) {
       await reader.until(() => reader.events.length >= 10, 5000, 'ten events');
       assert.deepEqual(ids(reader), published.map((event) => event.id));
