@@ -6,8 +6,9 @@ import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
 import { consoleLogger, type Logger } from './logger.js';
+import { sharedSlowWatch, type SlowWatch } from './slow-clients.js';
 import { SseConnection, type SlowClientPolicy, type SseRequest } from './stream.js';
-import { NodeSink, type NodeResponse } from './transports/node.js';
+import { NodeSink, whenResponseHasSocket, type NodeResponse } from './transports/node.js';
 import { WebSink } from './transports/web.js';
 import { runWriter, type StreamWriter } from './writer.js';
 
@@ -20,9 +21,26 @@ export interface ServeSseOptions {
   keepAlive?: number | false;
   /** Reconnection delay (ms) sent to the client once, when the stream opens. */
   retry?: number;
-  /** Unsent bytes per client beyond which `onSlowClient` applies. Default 65 536. */
+  /**
+   * Unsent bytes per client above which it is watched: if it stays over them for
+   * `slowClientTimeout`, `onSlowClient` applies. `"wait"` sends wait while over them. Default 65 536.
+   */
   highWaterMark?: number;
-  /** Default `"wait"`: `send` waits for the client. `"drop"` skips events, `"close"` disconnects it. */
+  /**
+   * Milliseconds a client may stay over `highWaterMark` before it counts as slow: a burst the
+   * client is reading is not slow. Default 10 000.
+   */
+  slowClientTimeout?: number;
+  /**
+   * Unsent bytes per client at which it counts as slow at once, however recent: the most a client
+   * that reads nothing can hold (plus one write). Default 2 MiB, or twice `highWaterMark` if more.
+   */
+  maxBuffered?: number;
+  /**
+   * What happens to a slow client. Default `"wait"`: `send` waits while the client is over
+   * `highWaterMark`, and a client that does not drain within `slowClientTimeout` is disconnected.
+   * `"drop"` skips events until the client is back under the mark, `"close"` disconnects it.
+   */
   onSlowClient?: SlowClientPolicy;
   /** Where warnings and errors go: pino, console, or anything with the same four methods. */
   logger?: Logger;
@@ -48,6 +66,9 @@ export interface SseHandler {
 
 const DEFAULT_KEEP_ALIVE = 15_000;
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+const DEFAULT_SLOW_CLIENT_TIMEOUT = 10_000;
+/** Above any burst of up to 1 MiB, with room for what was unsent before it. */
+const DEFAULT_MAX_BUFFERED = 2 * 1024 * 1024;
 const SLOW_CLIENT_POLICIES: readonly SlowClientPolicy[] = ['wait', 'drop', 'close'];
 
 /** Options, checked and resolved. */
@@ -58,6 +79,8 @@ export interface Settings {
   leaveHeartbeat: ((connection: SseConnection) => void) | undefined;
   opening: string;
   highWaterMark: number;
+  maxBuffered: number;
+  slowWatch: SlowWatch;
   onSlowClient: SlowClientPolicy;
   logger: Logger;
   maxLastEventIdLength: number;
@@ -135,6 +158,8 @@ export function resolveSettings(options: ServeSseOptions): Settings {
     keepAlive = DEFAULT_KEEP_ALIVE,
     retry,
     highWaterMark = DEFAULT_HIGH_WATER_MARK,
+    slowClientTimeout = DEFAULT_SLOW_CLIENT_TIMEOUT,
+    maxBuffered,
     onSlowClient = 'wait',
     logger = consoleLogger,
     maxLastEventIdLength = DEFAULT_MAX_LAST_EVENT_ID_LENGTH,
@@ -148,6 +173,10 @@ export function resolveSettings(options: ServeSseOptions): Settings {
     throw optionError('retry', 'a non-negative integer (milliseconds)', retry);
   }
   if (!isPositiveInteger(highWaterMark)) throw optionError('highWaterMark', 'a positive number of bytes', highWaterMark);
+  if (!isPositiveInteger(slowClientTimeout)) throw optionError('slowClientTimeout', 'a positive number of milliseconds', slowClientTimeout);
+  if (maxBuffered !== undefined && !(isPositiveInteger(maxBuffered) && maxBuffered >= highWaterMark)) {
+    throw optionError('maxBuffered', `a number of bytes no smaller than highWaterMark (${highWaterMark})`, maxBuffered);
+  }
   if (!SLOW_CLIENT_POLICIES.includes(onSlowClient)) {
     throw optionError('onSlowClient', '"wait", "drop" or "close"', onSlowClient);
   }
@@ -166,6 +195,8 @@ export function resolveSettings(options: ServeSseOptions): Settings {
     // first-byte timeouts. A retry hint, when there is one, serves; else an empty comment.
     opening: retry === undefined ? ':\n\n' : `retry: ${formatRetry(retry)}\n\n`,
     highWaterMark,
+    maxBuffered: maxBuffered ?? Math.max(DEFAULT_MAX_BUFFERED, 2 * highWaterMark),
+    slowWatch: sharedSlowWatch(slowClientTimeout),
     onSlowClient,
     logger,
     maxLastEventIdLength,
@@ -237,6 +268,9 @@ async function serveNode(
     res.end(answer.body);
     return;
   }
+  // Pipelined behind another response: the stream starts once it has the connection, if ever.
+  const owned = whenResponseHasSocket(req, res);
+  if (owned !== true && !(await owned)) return;
   const connection = openConnection(settings, req);
   connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);

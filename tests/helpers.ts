@@ -85,7 +85,7 @@ export class EventReader {
   async until(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + ms;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.events)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${this.events.length} events: ${JSON.stringify(this.events).slice(0, 400)}`);
       // The timer is cleared when an event wakes us first, so no stray timers outlive the wait.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
@@ -108,10 +108,10 @@ export async function openEvents(url: string, headers: Record<string, string> = 
   return new EventReader(await get(url, { accept: 'text/event-stream', ...headers }));
 }
 
-/** Polls `predicate` until it holds or `ms` pass. */
-export async function waitFor(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+/** Polls `predicate` (sync or async) until it holds or `ms` pass. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -45,6 +45,12 @@ export interface Backplane {
    * Undefined when the log's start is unknown.
    */
   readonly origin?: string;
+  /**
+   * Whether `id` may be an entry of the log that this instance has not heard yet (it lags behind
+   * the log): a client that resumes from such an id waits for the instance to catch up instead of
+   * being reset. Absent: never, as for a log that delivers every append before it resolves.
+   */
+  mayBeAhead?(id: string): boolean;
   /** Stops the feed and releases connections. */
   close(): Promise<void>;
 }

@@ -22,3 +22,12 @@ function compareDigits(a: string, b: string): number {
   if (a.length !== b.length) return a.length - b.length;
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * A key that orders like the id under plain string comparison (both parts zero-padded): for
+ * ordering many ids against a stream of others without parsing each one again.
+ */
+export function logIdKey(id: string): string {
+  const [, high = '', low = ''] = LOG_ID.exec(id) ?? [];
+  return `${high.padStart(20, '0')}-${low.padStart(20, '0')}`;
+}

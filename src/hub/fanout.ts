@@ -15,8 +15,11 @@ export class Subscriber implements CloseObserver {
   since = 0;
   /** The last flush that reached this subscriber: dedupes multi-topic events without a Set. */
   round = 0;
-  /** Waiting for the backplane to load history, then joined, then left (possibly before joining). */
-  state: 'waiting' | 'joined' | 'left' = 'waiting';
+  /**
+   * `held`: waiting to join (for the backplane to load history, or for this instance to hear the
+   * client's id), then `joined`, then `left` (possibly without joining).
+   */
+  state: 'new' | 'held' | 'joined' | 'left' = 'new';
 
   constructor(
     readonly stream: SseStream,
@@ -34,17 +37,31 @@ export class Subscriber implements CloseObserver {
     return 'written';
   }
 
-  /** Writes what the client asked for (a replay, a reset), past its limit if need be. */
-  offerReplay(payload: Payload): void {
-    if (this.connection !== undefined) this.connection.offerReplay(payload);
-    else void this.stream.write(payload.bytes);
+  /**
+   * Writes what the client asked for (a replay, a reset) as it reads, ahead of live events: the
+   * payloads are the history's own, never copied.
+   */
+  queue(payloads: Payload[]): void {
+    if (this.connection !== undefined) this.connection.queue(payloads);
+    else for (const payload of payloads) void this.stream.write(payload.bytes);
+  }
+
+  /** Ends the stream with `last` (a retry hint), sent even to a client in the middle of a replay. */
+  end(last: Payload | undefined): void {
+    if (this.connection !== undefined && last !== undefined) this.connection.end(last);
+    else {
+      if (last !== undefined) void this.stream.write(last.bytes);
+      this.stream.close();
+    }
   }
 
   unsubscribe(): void {
     this.fanOut.remove(this);
   }
 
-  streamClosed(): void {
+  streamClosed(slow: boolean): void {
+    // Counted here, whatever found the client slow: a write, or the slow-client watch's timer.
+    if (slow) this.fanOut.report('evicted', 0);
     this.unsubscribe();
   }
 
@@ -71,8 +88,11 @@ export type DeliveryReport = (result: Delivery, events: number) => void;
 export class FanOut {
   /** Joined subscribers: a count, not a Set, since only shutdown needs them all (from the groups). */
   #count = 0;
+  /** Subscribers waiting to join: open subscriptions all the same. */
+  #held = 0;
   readonly #byTopic = new Map<string, TopicGroup>();
-  readonly #report: DeliveryReport;
+  /** Tells the hub's counters what became of deliveries. */
+  readonly report: DeliveryReport;
   #pending: HistoryEntry[] = [];
   /** A flush is scheduled. A stale one (after an explicit flush) finds nothing to do. */
   #scheduled = false;
@@ -80,15 +100,21 @@ export class FanOut {
   #round = 0;
 
   constructor(report: DeliveryReport) {
-    this.#report = report;
+    this.report = report;
   }
 
   get topicCount(): number {
     return this.#byTopic.size;
   }
 
+  /** Open subscriptions: joined, or held until they can join. */
   get size(): number {
-    return this.#count;
+    return this.#count + this.#held;
+  }
+
+  /** Subscriptions held until they can join. */
+  get heldCount(): number {
+    return this.#held;
   }
 
   /** Every joined subscriber, once. */
@@ -98,7 +124,15 @@ export class FanOut {
     return all;
   }
 
+  /** Counts a subscription that cannot join yet; {@link add} or {@link remove} ends the hold. */
+  hold(subscriber: Subscriber): void {
+    if (subscriber.state !== 'new') return;
+    subscriber.state = 'held';
+    this.#held++;
+  }
+
   add(subscriber: Subscriber): void {
+    if (subscriber.state === 'held') this.#held--;
     subscriber.state = 'joined';
     this.#count++;
     for (const topic of subscriber.topics) {
@@ -117,9 +151,10 @@ export class FanOut {
   }
 
   remove(subscriber: Subscriber): boolean {
-    const joined = subscriber.state === 'joined';
+    const { state } = subscriber;
     subscriber.state = 'left';
-    if (!joined) return false;
+    if (state === 'held') this.#held--;
+    if (state !== 'joined') return false;
     this.#count--;
     for (const topic of subscriber.topics) {
       const group = this.#byTopic.get(topic);
@@ -170,7 +205,9 @@ export class FanOut {
     }
     subscriber.since = batch[batch.length - 1]!.seq;
     if (share.events === 0) return;
-    this.#report(subscriber.offer(share.payload), share.events);
+    const delivery = subscriber.offer(share.payload);
+    // An eviction is counted once, when the stream tells its subscriber why it closed.
+    if (delivery !== 'evicted') this.report(delivery, share.events);
   }
 }
 

@@ -1,5 +1,7 @@
 /**
- * The hub's memory of recent events, for replay: a ring buffer bounded by count and by age.
+ * The hub's memory of recent events, for replay: a ring buffer bounded by count and by age, and
+ * beside it an index by topic, so that a replay costs what it sends: a client of topics nobody
+ * published to lately is answered without looking at the history at all.
  * Ids come from the backplane's log (`<number>-<number>`, increasing); a client's
  * `Last-Event-ID` is found by exact match, so replay never guesses across ids it has not seen.
  */
@@ -8,7 +10,7 @@ import { compareLogIds, isLogId } from '../backplanes/log-id.js';
 import type { Payload } from '../transports/payload.js';
 
 export interface HistoryEntry {
-  /** Local order of arrival: what the fan-out compares, cheaper than ids. */
+  /** Local order of arrival: what the fan-out and the index compare, cheaper than ids. */
   readonly seq: number;
   readonly id: string;
   readonly topics: readonly string[];
@@ -17,15 +19,52 @@ export interface HistoryEntry {
   readonly time: number;
 }
 
-/** What the history knows of a client's last event id. */
+/**
+ * What the history knows of a client's last event id: the entries of its topics after it, or why
+ * there is no telling. `ahead`: a log id newer than any this instance has heard, which a lagging
+ * instance may hear yet.
+ */
 export type Since =
   | { known: true; entries: HistoryEntry[] }
-  | { known: false; reason: 'unknown' | 'expired' };
+  | { known: false; reason: 'unknown' | 'expired' | 'ahead' };
+
+/** The entries of one topic, oldest first: a queue whose head moves as the ring forgets. */
+class TopicEntries {
+  entries: HistoryEntry[] = [];
+  start = 0;
+
+  get size(): number {
+    return this.entries.length - this.start;
+  }
+
+  /** Forgets the oldest entry (which the ring forgot too). */
+  shift(): void {
+    this.entries[this.start++] = undefined as unknown as HistoryEntry;
+    // Compacted now and then, so that a busy topic does not keep a long dead prefix.
+    if (this.start >= 1024 && this.start * 2 >= this.entries.length) {
+      this.entries = this.entries.slice(this.start);
+      this.start = 0;
+    }
+  }
+
+  /** The entries after local sequence number `seq`, by binary search. */
+  after(seq: number): HistoryEntry[] {
+    let low = this.start;
+    let high = this.entries.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.entries[middle]!.seq <= seq) low = middle + 1;
+      else high = middle;
+    }
+    return this.entries.slice(low);
+  }
+}
 
 export class History {
   readonly #ring: Array<HistoryEntry | undefined>;
   #start = 0;
   #size = 0;
+  readonly #byTopic = new Map<string, TopicEntries>();
   /**
    * The id just before the oldest entry kept: a client that has it missed nothing we hold.
    * Starts at the log's origin, when the backplane knows it.
@@ -57,37 +96,53 @@ export class History {
       this.#floor = entry.id;
       return;
     }
-    const end = (this.#start + this.#size) % this.capacity;
-    if (this.#size === this.capacity) {
-      this.#floor = this.#ring[end]!.id;
-      this.#start = (this.#start + 1) % this.capacity;
-    } else {
-      this.#size++;
+    if (this.#size === this.capacity) this.#forgetOldest();
+    this.#ring[(this.#start + this.#size) % this.capacity] = entry;
+    this.#size++;
+    for (const topic of entry.topics) {
+      let topicEntries = this.#byTopic.get(topic);
+      if (topicEntries === undefined) this.#byTopic.set(topic, (topicEntries = new TopicEntries()));
+      topicEntries.entries.push(entry);
     }
-    this.#ring[end] = entry;
   }
 
   /** Forgets everything: the log has a gap, and no replay may span it. */
   clear(): void {
     this.#ring.fill(undefined);
+    this.#byTopic.clear();
     this.#start = 0;
     this.#size = 0;
     this.#floor = undefined;
   }
 
-  /** Every retained event after `lastEventId`, oldest first, or why there is no telling. */
-  since(lastEventId: string, now: number): Since {
+  /** The retained events of `topics` after `lastEventId`, oldest first, or why there is no telling. */
+  since(lastEventId: string, topics: readonly string[], now: number): Since {
     this.#expire(now);
     if (lastEventId === this.#last) return { known: true, entries: [] };
-    if (lastEventId === this.#floor) return { known: true, entries: this.#slice(0) };
+    if (lastEventId === this.#floor) return { known: true, entries: this.#after(-Infinity, topics) };
     if (!isLogId(lastEventId)) return { known: false, reason: 'unknown' };
     const found = this.#find(lastEventId);
-    if (found !== undefined) return { known: true, entries: this.#slice(found + 1) };
-    // Older than what we hold, yet from this log: its successors were trimmed or aged out.
+    if (found !== undefined) return { known: true, entries: this.#after(this.#entry(found).seq, topics) };
     const oldest = this.#size > 0 ? this.#entry(0).id : this.#last;
+    if (oldest === undefined || compareLogIds(lastEventId, this.#last!) > 0) return { known: false, reason: 'ahead' };
+    // Older than what we hold, yet from this log: its successors were trimmed or aged out.
     const fromThisLog = this.origin === undefined || compareLogIds(lastEventId, this.origin) > 0;
-    if (oldest !== undefined && compareLogIds(lastEventId, oldest) < 0 && fromThisLog) return { known: false, reason: 'expired' };
+    if (compareLogIds(lastEventId, oldest) < 0 && fromThisLog) return { known: false, reason: 'expired' };
     return { known: false, reason: 'unknown' };
+  }
+
+  /** The entries of any of `topics` after local sequence number `seq`, in order, each once. */
+  #after(seq: number, topics: readonly string[]): HistoryEntry[] {
+    if (topics.length === 1) return this.#byTopic.get(topics[0]!)?.after(seq) ?? [];
+    const lists: HistoryEntry[][] = [];
+    for (const topic of topics) {
+      const entries = this.#byTopic.get(topic)?.after(seq);
+      if (entries !== undefined && entries.length > 0) lists.push(entries);
+    }
+    if (lists.length <= 1) return lists[0] ?? [];
+    // An event on several of the topics is in several lists: merged by order, kept once.
+    const merged = lists.flat().sort((a, b) => a.seq - b.seq);
+    return merged.filter((entry, index) => index === 0 || merged[index - 1] !== entry);
   }
 
   /** Binary search for an exact id: ids increase along the ring. */
@@ -104,24 +159,28 @@ export class History {
     return undefined;
   }
 
-  #slice(from: number): HistoryEntry[] {
-    const entries: HistoryEntry[] = [];
-    for (let i = from; i < this.#size; i++) entries.push(this.#entry(i));
-    return entries;
-  }
-
   #entry(index: number): HistoryEntry {
     return this.#ring[(this.#start + index) % this.capacity]!;
+  }
+
+  /** Drops the oldest entry, from the ring and from its topics' lists (where it is the oldest too). */
+  #forgetOldest(): void {
+    const oldest = this.#entry(0);
+    this.#floor = oldest.id;
+    this.#ring[this.#start] = undefined;
+    this.#start = (this.#start + 1) % this.capacity;
+    this.#size--;
+    for (const topic of oldest.topics) {
+      const topicEntries = this.#byTopic.get(topic);
+      if (topicEntries === undefined) continue;
+      topicEntries.shift();
+      if (topicEntries.size === 0) this.#byTopic.delete(topic);
+    }
   }
 
   /** Drops events past their age. Lazy: done when a replay asks, so no timer runs for it. */
   #expire(now: number): void {
     if (this.maxAge === undefined) return;
-    while (this.#size > 0 && now - this.#entry(0).time > this.maxAge) {
-      this.#floor = this.#entry(0).id;
-      this.#ring[this.#start] = undefined;
-      this.#start = (this.#start + 1) % this.capacity;
-      this.#size--;
-    }
+    while (this.#size > 0 && now - this.#entry(0).time > this.maxAge) this.#forgetOldest();
   }
 }

@@ -6,8 +6,9 @@ import { consoleLogger, type Logger } from '../logger.js';
 import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
 import type { SseConnection, SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
-import { concat, FanOut, sharesTopic, Subscriber } from './fanout.js';
-import { History } from './history.js';
+import { CatchUp } from './catch-up.js';
+import { FanOut, Subscriber } from './fanout.js';
+import { History, type Since } from './history.js';
 
 export interface HubOptions {
   /** Events kept for replay. Default 1 000; 0 keeps none. */
@@ -16,12 +17,22 @@ export interface HubOptions {
   historyMaxAge?: number;
   /** Default for the hub's handlers. Default 15 000. */
   keepAlive?: number | false;
-  /** Default for the hub's handlers: unsent bytes per client before `onSlowClient` applies. Default 65 536. */
+  /** Default for the hub's handlers: unsent bytes per client above which it is watched (see `serveSse`). Default 65 536. */
   highWaterMark?: number;
+  /** Default for the hub's handlers: ms a client may stay over `highWaterMark` before it is slow. Default 10 000. */
+  slowClientTimeout?: number;
+  /** Default for the hub's handlers: unsent bytes at which a client is slow at once. Default 2 MiB. */
+  maxBuffered?: number;
   /** `"close"` (default): a slow client is disconnected and resumes from its last id. `"drop"`: it misses events. */
   onSlowClient?: 'drop' | 'close';
   /** Event type sent to a client whose `Last-Event-ID` the hub cannot replay from. Default `"reset"`. */
   resetEvent?: string;
+  /**
+   * Milliseconds a client whose `Last-Event-ID` this instance has not heard yet (it lags behind
+   * the backplane's log) waits for it to catch up; past it, the stream ends and the client comes
+   * back with the same id. Default 10 000.
+   */
+  catchUpTimeout?: number;
   /**
    * The log that instances of this hub share: ids, order and history come from it. Default: in
    * memory, this process only. `redisBackplane()` from `serve-sse/redis` spans processes.
@@ -31,8 +42,13 @@ export interface HubOptions {
 }
 
 export interface HubStats {
-  /** Open subscriptions. */
+  /** Open subscriptions, {@link waiting} ones included. */
   connections: number;
+  /**
+   * Subscriptions not joined yet: waiting for the backplane to load the shared history, or for
+   * this instance to catch up with their `Last-Event-ID` (see `catchUpTimeout`).
+   */
+  waiting: number;
   /** Topics with at least one subscriber. */
   topics: number;
   published: number;
@@ -108,8 +124,11 @@ export function createHub(options: HubOptions = {}): Hub {
     historyMaxAge,
     keepAlive,
     highWaterMark,
+    slowClientTimeout,
+    maxBuffered,
     onSlowClient = 'close',
     resetEvent = 'reset',
+    catchUpTimeout = 10_000,
     backplane = memoryBackplane(),
     logger = consoleLogger,
   } = options;
@@ -124,9 +143,13 @@ export function createHub(options: HubOptions = {}): Hub {
   if (typeof resetEvent !== 'string' || resetEvent === '' || /[\r\n]/.test(resetEvent)) {
     throw hubOptionError('resetEvent', 'a non-empty event type without CR or LF', resetEvent);
   }
+  if (!(Number.isSafeInteger(catchUpTimeout) && catchUpTimeout > 0)) throw hubOptionError('catchUpTimeout', 'a positive number of milliseconds', catchUpTimeout);
   if (backplane === null || typeof backplane !== 'object' || typeof backplane.append !== 'function' || typeof backplane.open !== 'function') {
     throw hubOptionError('backplane', 'a backplane such as redisBackplane({ url })', backplane);
   }
+  // The handlers' stream options, checked now rather than at the first handler() call.
+  const streamDefaults = { keepAlive, highWaterMark, slowClientTimeout, maxBuffered, onSlowClient, logger };
+  resolveSettings(streamDefaults);
 
   const history = new History(capacity, historyMaxAge, backplane.origin);
   const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0, gaps: 0 };
@@ -152,6 +175,8 @@ export function createHub(options: HubOptions = {}): Hub {
       gapAfter = undefined;
       history.add(received);
       fanOut.enqueue(received);
+      // Clients that came with this id (or an earlier one) before this instance had heard it.
+      for (const subscriber of catchUp.heard(entry.id)) if (subscriber.state === 'held') join(subscriber);
     },
     lost() {
       logger.warn({}, 'serve-sse: the backplane lost events while this instance was cut off; older ids now get a reset');
@@ -160,17 +185,21 @@ export function createHub(options: HubOptions = {}): Hub {
       history.clear();
     },
   };
+  const catchUp = new CatchUp(catchUpTimeout, (late) => {
+    logger.warn({ clients: late.length, timeoutMs: catchUpTimeout }, 'serve-sse: clients waited too long for this instance to catch up with their Last-Event-ID; ending their streams so that they come back');
+    for (const subscriber of late) subscriber.end(undefined);
+  });
   // Subscriptions wait while the backplane loads the shared history, so their replay sees it.
-  let waiting: Subscriber[] | undefined;
+  let opening: Subscriber[] | undefined;
   const opened = backplane.open(listener, capacity);
   if (opened instanceof Promise) {
-    waiting = [];
+    opening = [];
     opened
       .catch((error: unknown) => logger.error(error, 'serve-sse: the backplane did not open; serving what this instance has'))
       .finally(() => {
-        const queued = waiting ?? [];
-        waiting = undefined;
-        for (const subscriber of queued) if (subscriber.state === 'waiting') join(subscriber);
+        const queued = opening ?? [];
+        opening = undefined;
+        for (const subscriber of queued) if (subscriber.state === 'held') join(subscriber);
       });
   }
 
@@ -182,7 +211,7 @@ export function createHub(options: HubOptions = {}): Hub {
     fanOut.flush();
     const reset = resetPayload({ lastEventId, reason: 'expired' }, nextId);
     for (const subscriber of fanOut.all()) {
-      subscriber.offerReplay(reset);
+      subscriber.queue([reset]);
       counts.resets++;
     }
   }
@@ -207,18 +236,18 @@ export function createHub(options: HubOptions = {}): Hub {
     }
   }
 
-  function replay(subscriber: Subscriber, lastEventId: string): void {
-    const since = history.since(lastEventId, Date.now());
+  function replay(subscriber: Subscriber, lastEventId: string, since: Since): void {
     if (!since.known) {
       // The latest id moves the client forward, so its next reconnection is not reset again.
-      subscriber.offerReplay(resetPayload({ lastEventId, reason: since.reason }, history.lastId ?? ''));
+      const reason = since.reason === 'ahead' ? 'unknown' : since.reason;
+      subscriber.queue([resetPayload({ lastEventId, reason }, history.lastId ?? '')]);
       counts.resets++;
       return;
     }
-    const missed = since.entries.filter((entry) => sharesTopic(entry, subscriber.topics)).map((entry) => entry.payload);
+    const missed = since.entries;
     if (missed.length === 0) return;
-    // One write for the whole replay.
-    subscriber.offerReplay(missed.length === 1 ? missed[0]! : concat(missed));
+    // The history's own bytes, written as the client reads them: never a copy per client.
+    subscriber.queue(missed.map((entry) => entry.payload));
     counts.replayed += missed.length;
     counts.delivered += missed.length;
   }
@@ -237,23 +266,37 @@ export function createHub(options: HubOptions = {}): Hub {
   /** Joins now, or once the backplane has loaded the shared history. */
   function enter(stream: SseStream, topics: readonly string[]): Subscriber {
     const subscriber = new Subscriber(stream, fanOut.intern(topics), fanOut);
-    if (waiting !== undefined) waiting.push(subscriber);
-    else join(subscriber);
+    // Watched from the start: a subscription held before it joins must not outlive its stream either.
+    if (subscriber.connection !== undefined) subscriber.connection.onClosed(subscriber);
+    else stream.signal.addEventListener('abort', subscriber, { once: true });
+    if (stream.closed) return subscriber;
+    if (opening !== undefined) {
+      fanOut.hold(subscriber);
+      opening.push(subscriber);
+    } else join(subscriber);
     return subscriber;
   }
 
   function join(subscriber: Subscriber): void {
-    const { stream, connection } = subscriber;
+    const { stream } = subscriber;
     if (stream.closed) return;
     // Everything received so far reaches it by replay or not at all; the rest, by fan-out.
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
     subscriber.since = seq;
-    if (stream.lastEventId !== undefined) replay(subscriber, stream.lastEventId);
+    const { lastEventId } = stream;
+    if (lastEventId !== undefined) {
+      const since = history.since(lastEventId, subscriber.topics, Date.now());
+      if (!since.known && since.reason === 'ahead' && backplane.mayBeAhead?.(lastEventId) === true) {
+        // From this instance's future: join when it gets there (see CatchUp).
+        fanOut.hold(subscriber);
+        catchUp.wait(subscriber, lastEventId);
+        return;
+      }
+      replay(subscriber, lastEventId, since);
+    }
     if (stream.closed) return;
     fanOut.add(subscriber);
-    if (connection !== undefined) connection.onClosed(subscriber);
-    else stream.signal.addEventListener('abort', subscriber, { once: true });
   }
 
   function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
@@ -261,10 +304,7 @@ export function createHub(options: HubOptions = {}): Hub {
     // What onConnect decided, for the writer: keyed by request, gone with it.
     const chosen = new WeakMap<object, string[]>();
     const settings = resolveSettings({
-      keepAlive,
-      highWaterMark,
-      onSlowClient,
-      logger,
+      ...streamDefaults,
       ...rest,
       onConnect: async (request): Promise<ConnectResult> => {
         const answer = await onConnect(request);
@@ -289,6 +329,7 @@ export function createHub(options: HubOptions = {}): Hub {
   function stats(): HubStats {
     return {
       connections: fanOut.size,
+      waiting: fanOut.heldCount,
       topics: fanOut.topicCount,
       ...counts,
       history: history.size,
@@ -304,10 +345,10 @@ export function createHub(options: HubOptions = {}): Hub {
     fanOut.flush();
     const hints = retryHints(retry, retryJitter);
     const open: SseConnection[] = [];
-    for (const subscriber of fanOut.all()) {
-      const hint = hints[Math.floor(Math.random() * hints.length)];
-      if (hint !== undefined) subscriber.offer(hint);
-      subscriber.stream.close();
+    // Those still held (waiting for the backplane, or to catch up) are told to come back too.
+    const held = [...(opening ?? []), ...catchUp.drain()].filter((subscriber) => subscriber.state === 'held');
+    for (const subscriber of [...fanOut.all(), ...held]) {
+      subscriber.end(hints[Math.floor(Math.random() * hints.length)]);
       if (subscriber.connection !== undefined) open.push(subscriber.connection);
     }
     // A client that reads nothing never sees the end of its stream: cut it after the grace period,

@@ -21,6 +21,9 @@ export interface NodeResponse {
   /** Added by compression middleware (`compression`): pushes out what its encoder holds. */
   flush?(): void;
   end(chunk?: string): unknown;
+  /** HTTP/1 only; the HTTP/2 compat response has none. */
+  cork?(): void;
+  uncork?(): void;
   destroy(error?: Error): unknown;
   on(event: 'close' | 'drain', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
@@ -110,6 +113,15 @@ export class NodeSink implements Sink {
     return true;
   }
 
+  cork(): void {
+    (this.#socket ?? this.#res).cork?.();
+  }
+
+  /** The same target as `cork()`: the opening write, which hands over the socket, comes before any. */
+  uncork(): void {
+    (this.#socket ?? this.#res).uncork?.();
+  }
+
   end(): void {
     this.#res.end();
   }
@@ -142,6 +154,50 @@ export class NodeSink implements Sink {
       owner.flushed();
     };
   }
+}
+
+/**
+ * Whether the response has its connection, or once it has: `false` if the connection closed
+ * first. A request pipelined behind another on one HTTP/1.1 connection gets its response at
+ * once, but the response gets the socket only when the ones before it are done, and Node never
+ * tells a response still waiting that the socket closed. Nothing may start for such a request
+ * (a stream, a subscription) until it owns the socket, or it would outlive it.
+ */
+export function whenResponseHasSocket(req: { socket?: Socket | null }, res: NodeResponse): true | Promise<boolean> {
+  const socket = req.socket;
+  if (res.socket !== null || !(res instanceof ServerResponse) || socket == null) return true;
+  if (socket.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const cancel = onSocketClose(socket, () => {
+      res.off('socket', assigned);
+      resolve(false);
+    });
+    const assigned = (): void => {
+      cancel();
+      resolve(true);
+    };
+    res.once('socket', assigned);
+  });
+}
+
+/**
+ * One 'close' listener per socket for every response queued on it: a hundred pipelined requests
+ * must not mean a hundred listeners (and Node's leak warning) on one socket.
+ */
+const closeWaiters = new WeakMap<Socket, Set<() => void>>();
+
+function onSocketClose(socket: Socket, listener: () => void): () => void {
+  let waiters = closeWaiters.get(socket);
+  if (waiters === undefined) {
+    const set = (waiters = new Set());
+    closeWaiters.set(socket, set);
+    socket.once('close', () => {
+      closeWaiters.delete(socket);
+      for (const waiter of set) waiter();
+    });
+  }
+  waiters.add(listener);
+  return () => waiters.delete(listener);
 }
 
 /**

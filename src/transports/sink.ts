@@ -14,6 +14,9 @@ export interface Sink {
   write(chunk: string | Uint8Array | Payload, notify?: boolean): boolean;
   /** Bytes accepted but not yet handed on: the measure of a slow client. */
   readonly buffered: number;
+  /** Holds writes until `uncork()`, so that several leave together (one system call, where there are any). */
+  cork(): void;
+  uncork(): void;
   /** Ends the response cleanly: the client sees the end of the stream and reconnects. */
   end(): void;
   /** Drops the connection now, discarding unsent bytes. */

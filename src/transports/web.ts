@@ -46,6 +46,11 @@ export class WebSink implements Sink {
     return true;
   }
 
+  /** A web stream has no system calls to save: each chunk is a queue entry either way. */
+  cork(): void {}
+
+  uncork(): void {}
+
   end(): void {
     if (!this.#open) return;
     this.#open = false;

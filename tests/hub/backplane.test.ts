@@ -78,9 +78,11 @@ describe('a hub on a backplane', () => {
     const second = '1700000000000-2';
     const pending = openEvents(`${url}/events?topic=t`, { 'last-event-id': second });
     await sleep(50);
-    assert.equal(hub.stats().connections, 0, 'nobody joins before the history is loaded');
+    assert.equal(hub.stats().waiting, 1, 'nobody joins before the history is loaded: the subscription waits');
+    assert.equal(hub.stats().connections, 1, 'a waiting subscription is an open one');
     log.release();
     const reader = await pending;
+    await waitFor(() => hub.stats().waiting === 0, 5000, 'the subscription to join');
     await reader.until(() => reader.events.length === 2);
     assert.deepEqual(
       reader.events.map((e) => [e.id, e.data]),
