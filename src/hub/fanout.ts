@@ -15,6 +15,13 @@ export class Subscriber implements CloseObserver {
   since = 0;
   /** The last flush that reached this subscriber: dedupes multi-topic events without a Set. */
   round = 0;
+  /** The id of the last event written to the client, for a reset that says where drops began. */
+  lastId: string | undefined;
+  /**
+   * With `onSlowClient: "drop"`: events were skipped for this client, up to this id. The next
+   * event it can take comes after a reset, so that nothing is lost without a word.
+   */
+  droppedUpTo: string | undefined;
   /**
    * `held`: waiting to join (for the backplane to load history, or for this instance to hear the
    * client's id), then `joined`, then `left` (possibly without joining).
@@ -74,6 +81,9 @@ export class Subscriber implements CloseObserver {
 /** What a flush tells the hub, for its counters. */
 export type DeliveryReport = (result: Delivery, events: number) => void;
 
+/** The reset a client gets after events were dropped for it: `lastEventId` is the last it had, `id` the last dropped. */
+export type DropReset = (lastEventId: string, id: string) => Payload;
+
 /**
  * Topic subscriptions and the write path. Events are written in batches: one socket write per
  * client per flush instead of one per event, and the bytes for a batch are built once per
@@ -93,14 +103,16 @@ export class FanOut {
   readonly #byTopic = new Map<string, TopicGroup>();
   /** Tells the hub's counters what became of deliveries. */
   readonly report: DeliveryReport;
+  readonly #dropReset: DropReset;
   #pending: HistoryEntry[] = [];
   /** A flush is scheduled. A stale one (after an explicit flush) finds nothing to do. */
   #scheduled = false;
   #flushedAt = -Infinity;
   #round = 0;
 
-  constructor(report: DeliveryReport) {
+  constructor(report: DeliveryReport, dropReset: DropReset) {
     this.report = report;
+    this.#dropReset = dropReset;
   }
 
   get topicCount(): number {
@@ -205,9 +217,20 @@ export class FanOut {
     }
     subscriber.since = batch[batch.length - 1]!.seq;
     if (share.events === 0) return;
-    const delivery = subscriber.offer(share.payload);
+    const delivery = subscriber.droppedUpTo === undefined ? subscriber.offer(share.payload) : this.#afterDrops(subscriber, share);
+    if (delivery === 'written') subscriber.lastId = share.lastId;
+    else if (delivery === 'dropped') subscriber.droppedUpTo = share.lastId;
     // An eviction is counted once, when the stream tells its subscriber why it closed.
     if (delivery !== 'evicted') this.report(delivery, share.events);
+  }
+
+  /** The reset first, if the client can take it now; then the events. */
+  #afterDrops(subscriber: Subscriber, share: Share): Delivery {
+    const reset = this.#dropReset(subscriber.lastId ?? '', subscriber.droppedUpTo!);
+    const delivery = subscriber.offer(reset);
+    if (delivery !== 'written') return delivery;
+    subscriber.droppedUpTo = undefined;
+    return subscriber.offer(share.payload);
   }
 }
 
@@ -228,18 +251,24 @@ const BUSY_MS = 1;
 interface Share {
   payload: Payload;
   events: number;
+  /** The id of the last event in it. */
+  lastId: string;
 }
 
-const NOTHING: Share = { payload: new Payload(new Uint8Array(0)), events: 0 };
+const NOTHING: Share = { payload: new Payload(new Uint8Array(0)), events: 0, lastId: '' };
 
 /** The events of a batch that a subscriber should get, as one payload. */
 function select(batch: HistoryEntry[], subscriber: Subscriber): Share {
   const chosen: Payload[] = [];
+  let lastId = '';
   for (const entry of batch) {
-    if (entry.seq > subscriber.since && sharesTopic(entry, subscriber.topics)) chosen.push(entry.payload);
+    if (entry.seq > subscriber.since && sharesTopic(entry, subscriber.topics)) {
+      chosen.push(entry.payload);
+      lastId = entry.id;
+    }
   }
   if (chosen.length === 0) return NOTHING;
-  return { payload: chosen.length === 1 ? chosen[0]! : concat(chosen), events: chosen.length };
+  return { payload: chosen.length === 1 ? chosen[0]! : concat(chosen), events: chosen.length, lastId };
 }
 
 export function sharesTopic(entry: HistoryEntry, topics: readonly string[]): boolean {

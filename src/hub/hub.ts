@@ -111,9 +111,14 @@ export interface HubCloseOptions {
 
 /** The `data` of a reset event: the app should refetch its state, then carry on with live events. */
 export interface ResetData {
+  /** The client's last id before what it missed. */
   lastEventId: string;
-  /** `unknown`: not an id of this hub (another process, a restart). `expired`: history moved past it. */
-  reason: 'unknown' | 'expired';
+  /**
+   * `unknown`: not an id of this hub (another process, a restart). `expired`: history moved past
+   * it, or the backplane lost events. `dropped`: the client was too slow and events were skipped
+   * for it (`onSlowClient: "drop"`).
+   */
+  reason: 'unknown' | 'expired' | 'dropped';
 }
 
 const encoder = new TextEncoder();
@@ -153,11 +158,17 @@ export function createHub(options: HubOptions = {}): Hub {
 
   const history = new History(capacity, historyMaxAge, backplane.origin);
   const counts = { published: 0, delivered: 0, dropped: 0, evicted: 0, replayed: 0, resets: 0, gaps: 0 };
-  const fanOut = new FanOut((result, events) => {
-    if (result === 'written') counts.delivered += events;
-    else if (result === 'dropped') counts.dropped += events;
-    else if (result === 'evicted') counts.evicted++;
-  });
+  const fanOut = new FanOut(
+    (result, events) => {
+      if (result === 'written') counts.delivered += events;
+      else if (result === 'dropped') counts.dropped += events;
+      else if (result === 'evicted') counts.evicted++;
+    },
+    (lastEventId, id) => {
+      counts.resets++;
+      return resetPayload({ lastEventId, reason: 'dropped' }, id);
+    },
+  );
   let closing = false;
   /** Local arrival order of log entries: the fan-out's cheap stand-in for ids. */
   let seq = 0;
@@ -240,11 +251,13 @@ export function createHub(options: HubOptions = {}): Hub {
     if (!since.known) {
       // The latest id moves the client forward, so its next reconnection is not reset again.
       const reason = since.reason === 'ahead' ? 'unknown' : since.reason;
-      subscriber.queue([resetPayload({ lastEventId, reason }, history.lastId ?? '')]);
+      subscriber.lastId = history.lastId ?? '';
+      subscriber.queue([resetPayload({ lastEventId, reason }, subscriber.lastId)]);
       counts.resets++;
       return;
     }
     const missed = since.entries;
+    subscriber.lastId = missed.at(-1)?.id ?? lastEventId;
     if (missed.length === 0) return;
     // The history's own bytes, written as the client reads them: never a copy per client.
     subscriber.queue(missed.map((entry) => entry.payload));

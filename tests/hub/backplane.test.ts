@@ -23,8 +23,19 @@ class ScriptedLog implements Backplane {
   readonly #opened = new Promise<void>((resolve) => (this.#release = resolve));
   fail: Error | undefined;
   closed = false;
+  /** As a log that can lag behind (Redis): ids this instance has not heard may be ahead. */
+  lags = false;
 
   constructor(readonly preloaded: Array<{ topics: string[]; data: string }>) {}
+
+  mayBeAhead(): boolean {
+    return this.lags;
+  }
+
+  /** The id the next entry will get. */
+  nextId(): string {
+    return this.#seq + 1 > 2 ? `${this.#ms + 1}-0` : `${this.#ms}-${this.#seq + 1}`;
+  }
 
   open(listener: LogListener): Promise<void> {
     this.listener = listener;
@@ -189,6 +200,90 @@ describe('a hub on a backplane', () => {
     await waitFor(() => hub.stats().connections === 1);
     kept.unsubscribe();
     assert.equal(hub.stats().connections, 0);
+  });
+
+  test('a client resuming from an id this instance has not heard yet waits, then joins exactly after it', async () => {
+    const log = new ScriptedLog([{ topics: ['t'], data: 'old' }]);
+    log.lags = true;
+    const { hub, url } = await serve(log);
+    log.release();
+    const ahead = log.nextId();
+    const reader = await openEvents(`${url}/events?topic=t`, { 'last-event-id': ahead });
+    await waitFor(() => hub.stats().waiting === 1, 5000, 'the subscription to wait');
+    assert.equal(hub.stats().connections, 1);
+    const heard = log.deliver(['t'], formatEvent({ data: 'the client had this one' }));
+    assert.equal(heard, ahead);
+    assert.equal(hub.stats().waiting, 0, 'joined once the instance heard its id');
+    const next = log.deliver(['t'], formatEvent({ data: 'new' }));
+    await reader.until(() => reader.events.length === 1);
+    await sleep(50);
+    assert.deepEqual(reader.events.map((e) => [e.id, e.event, e.data]), [[next, undefined, 'new']], 'no reset, no duplicate');
+    assert.equal(hub.stats().resets, 0);
+  });
+
+  test('an id that the log passes without this instance hearing it was not the log\'s: reset, then live events', async () => {
+    const log = new ScriptedLog([{ topics: ['t'], data: 'old' }]);
+    log.lags = true;
+    const { hub, url } = await serve(log);
+    log.release();
+    // Sequence 9 of the next millisecond: the scripted log never makes it.
+    const never = `${log.nextId().split('-')[0]}-9`;
+    const reader = await openEvents(`${url}/events?topic=t`, { 'last-event-id': never });
+    await waitFor(() => hub.stats().waiting === 1);
+    let passed = '';
+    for (let n = 0; n < 4 && hub.stats().waiting === 1; n++) passed = log.deliver(['t'], formatEvent({ data: `e${n}` }));
+    const live = log.deliver(['t'], formatEvent({ data: 'live' }));
+    await reader.until(() => reader.events.length === 2);
+    assert.deepEqual(reader.events.map((e) => [e.id, e.event]), [[passed, 'reset'], [live, undefined]]);
+    assert.deepEqual(JSON.parse(reader.events[0]!.data) as ResetData, { lastEventId: never, reason: 'unknown' });
+  });
+
+  test('the wait is bounded by catchUpTimeout: the stream ends and the client comes back', async () => {
+    const log = new ScriptedLog([]);
+    log.lags = true;
+    const { logger, lines } = recordingLogger();
+    const hub = createHub({ backplane: log, logger, catchUpTimeout: 200 });
+    const running = await listen(hub.handler());
+    servers.push(running);
+    log.release();
+    const started = Date.now();
+    const reader = await openEvents(`${running.url}/events?topic=t`, { 'last-event-id': '1900000000000-0' });
+    await reader.until(() => reader.ended, 5000, 'the stream to end');
+    const took = Date.now() - started;
+    assert.ok(took >= 150 && took < 2000, `ended after ${took} ms`);
+    assert.deepEqual(reader.events, [], 'no reset: the client keeps its id');
+    assert.equal(hub.stats().connections, 0);
+    assert.ok(lines.some((line) => line.level === 'warn' && /catch up/.test(line.msg ?? '')));
+    assert.throws(() => createHub({ catchUpTimeout: 0 }), /catchUpTimeout/);
+  });
+
+  test('close() ends subscriptions still waiting (for the history, or to catch up) with the retry hint', async () => {
+    const log = new ScriptedLog([]);
+    log.lags = true;
+    const { hub, url } = await serve(log);
+    // Not released: these wait for the history.
+    const loading = await Promise.all([1, 2, 3].map(() => openEvents(`${url}/events?topic=t`)));
+    await waitFor(() => hub.stats().waiting === 3);
+    log.release();
+    await waitFor(() => hub.stats().waiting === 0);
+    const catching = await openEvents(`${url}/events?topic=t`, { 'last-event-id': '1900000000000-0' });
+    await waitFor(() => hub.stats().waiting === 1);
+    const log2 = new ScriptedLog([]);
+    const second = await serve(log2);
+    const waiting = await Promise.all([1, 2].map(() => openEvents(`${second.url}/events?topic=t`)));
+    await waitFor(() => second.hub.stats().waiting === 2);
+    const started = Date.now();
+    await Promise.all([hub.close({ retry: 1234 }), second.hub.close({ retry: 4321 })]);
+    assert.ok(Date.now() - started < 1000, `close() took ${Date.now() - started} ms`);
+    for (const reader of [...loading, catching]) {
+      await reader.until(() => reader.ended);
+      assert.equal(reader.retry, 1234);
+    }
+    for (const reader of waiting) {
+      await reader.until(() => reader.ended);
+      assert.equal(reader.retry, 4321);
+    }
+    assert.equal(second.hub.stats().connections, 0);
   });
 
   test('an invalid backplane option is refused by name', () => {

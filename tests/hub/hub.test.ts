@@ -242,6 +242,38 @@ describe('isolation', () => {
     assert.equal(hub.stats().connections, 1);
     slow.destroy();
   });
+
+  test('"drop": a client that reads again gets a reset for what it missed, before the next event', async () => {
+    const { hub, url } = await serveHub({ highWaterMark: 16 * 1024, onSlowClient: 'drop', slowClientTimeout: 100, maxBuffered: 64 * 1024 });
+    const reader = await openEvents(`${url}/?topic=t`);
+    reader.res.pause();
+    await waitFor(() => hub.stats().connections === 1);
+    const published: string[] = [];
+    const payload = 'z'.repeat(1024);
+    for (let i = 0; i < 20_000 && hub.stats().dropped === 0; i++) {
+      published.push(await hub.publish('t', { data: payload }));
+      if (i % 50 === 0) await nextTurn();
+    }
+    assert.ok(hub.stats().dropped > 0, 'events were dropped');
+    reader.res.resume();
+    // Once it has drained, the next event comes after a reset that covers the ones it missed.
+    await sleep(300);
+    published.push(await hub.publish('t', { data: 'after' }));
+    await reader.until(() => reader.events.at(-1)?.data === 'after', 10_000, 'the event after the drops');
+    const resetAt = reader.events.findIndex((event) => event.event === 'reset');
+    assert.ok(resetAt > 0, 'a reset');
+    const reset = reader.events[resetAt]!;
+    const data = JSON.parse(reset.data) as ResetData;
+    const before = ids(reader).slice(0, resetAt);
+    assert.equal(data.reason, 'dropped');
+    assert.deepEqual(before, published.slice(0, before.length), 'every event up to the drops, in order');
+    assert.equal(data.lastEventId, before.at(-1), 'the reset names the last event the client had');
+    // Everything after the reset's id arrives: nothing is lost without a word.
+    const after = ids(reader).slice(resetAt + 1);
+    assert.deepEqual(after, published.slice(published.indexOf(reset.id!) + 1));
+    assert.equal(hub.stats().resets, 1);
+    reader.res.destroy();
+  });
 });
 
 describe('lifecycle', () => {
