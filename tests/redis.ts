@@ -1,7 +1,7 @@
 /**
  * What every Redis test shares: whether Redis (and redis-server, for fault tests) is there, keys
- * that no two tests share and that are deleted afterwards, a redis-server of the test's own, and a
- * TCP proxy that cuts one instance off from Redis.
+ * that no two tests share and that are deleted afterwards, a redis-server of the test's own, a
+ * TCP proxy that cuts one instance off from Redis, and hub instances in processes of their own.
  *
  * Missing Redis skips the tests loudly on a developer's machine, and fails the run under
  * CI=true: a CI that silently skips them would pass without testing the backplane.
@@ -13,7 +13,9 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { counterKey } from '../src/backplanes/redis-entries.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -59,7 +61,10 @@ export function redisServerMissing(): string | false {
   }
 }
 
-/** Stream keys for one test file, each used once; `cleanUp()` deletes them all, and nothing else. */
+/**
+ * Stream keys for one test file, each used once; `cleanUp()` deletes them all, with the counter the
+ * backplane keeps beside each, and nothing else.
+ */
 export class TestKeys {
   readonly #keys: Array<{ key: string; url: string }> = [];
 
@@ -71,7 +76,7 @@ export class TestKeys {
 
   async cleanUp(): Promise<void> {
     const byUrl = new Map<string, string[]>();
-    for (const { key, url } of this.#keys.splice(0)) byUrl.set(url, [...(byUrl.get(url) ?? []), key]);
+    for (const { key, url } of this.#keys.splice(0)) byUrl.set(url, [...(byUrl.get(url) ?? []), key, counterKey(key)]);
     // A server a test has already stopped has nothing left to delete.
     for (const [url, keys] of byUrl) await withRedis(url, (redis) => redis.del(...keys)).catch(() => {});
   }
@@ -99,15 +104,28 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface OwnRedisOptions {
+  /**
+   * Whether every write reaches the append-only file before its reply (`appendonly yes`,
+   * `appendfsync always`), so that what was acknowledged survives SIGKILL. Without it, a restart
+   * starts empty. Default true.
+   */
+  persistence?: boolean;
+}
+
 /** A redis-server of the test's own, its data in a temporary directory that outlives a kill. */
 export class OwnRedis {
   readonly dir = mkdtempSync(join(tmpdir(), 'serve-sse-redis-'));
+  readonly persistence: boolean;
   #process: ChildProcess | undefined;
 
   constructor(
     readonly port: number,
     readonly password: string,
-  ) {}
+    options: OwnRedisOptions = {},
+  ) {
+    this.persistence = options.persistence ?? true;
+  }
 
   get url(): string {
     return `redis://:${this.password}@127.0.0.1:${this.port}`;
@@ -115,9 +133,11 @@ export class OwnRedis {
 
   /** Starts it (again) on its port and directory, and resolves once it answers. */
   async start(): Promise<void> {
-    // Every write reaches the append-only file before its reply, so what was acknowledged survives
-    // SIGKILL (with the default `everysec`, Redis may postpone the write and lose the last second).
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir];
+    // With persistence, every write reaches the append-only file before its reply, so what was
+    // acknowledged survives SIGKILL (with the default `everysec`, Redis may postpone the write and
+    // lose the last second). Without it (and with no snapshots either), a restart is empty.
+    const persistence = this.persistence ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', this.dir];
     const child = spawn(REDIS_SERVER, [...args, '--requirepass', this.password], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#process = child;
     let stderr = '';
@@ -205,5 +225,58 @@ export class RedisProxy {
       });
     }
     client.pipe(upstream).pipe(client);
+  }
+}
+
+const INSTANCE = fileURLToPath(new URL('./backplanes/redis-instance.ts', import.meta.url));
+
+/** A hub instance in a process of its own (tests/backplanes/redis-instance.ts). */
+export interface InstanceProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Where it serves: `/events`, `/publish`, `/stats`. */
+  readonly url: string;
+  /** Its `hub.stats()`, over HTTP. */
+  stats(): Promise<Record<string, number | boolean>>;
+  /** Resumes it if it was stopped, asks it to close, and kills it if it does not within 3 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a hub instance on the Redis backplane in a child process (`node --import tsx`), with
+ * `env` on top of this process's (REDIS_URL, KEY, HISTORY); resolves once it listens.
+ */
+export async function startInstanceProcess(env: Record<string, string>): Promise<InstanceProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', INSTANCE], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    // A stopped process would neither close nor die of anything but SIGKILL: it resumes first.
+    child.kill('SIGCONT');
+    if (child.connected) child.disconnect();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  try {
+    const [message] = (await Promise.race([once(child, 'message'), once(child, 'exit')])) as [unknown];
+    const url = (message as { url?: string } | null)?.url;
+    if (url === undefined || child.pid === undefined) throw new Error(`the child instance exited before listening (${String(message)})`);
+    return {
+      child,
+      pid: child.pid,
+      url,
+      stats: async () => (await (await fetch(`${url}/stats`, { signal: AbortSignal.timeout(5000) })).json()) as Record<string, number | boolean>,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -13,9 +13,38 @@ export interface StreamEntry {
   readonly fields: unknown;
 }
 
-/** The field names serve-sse writes: the topics (a JSON array) and the formatted event. */
+/**
+ * The key of the counter beside the stream at `key`: every append increments it and writes the
+ * result into the entry (field `n`), so a reader can tell an entry it never saw from none.
+ */
+export function counterKey(key: string): string {
+  return `${key}:seq`;
+}
+
+/**
+ * The field names serve-sse writes: the topics (a JSON array), the formatted event, and the
+ * counter's value when it was appended (see {@link counterKey}).
+ */
 export const TOPICS_FIELD = 't';
 export const BODY_FIELD = 'b';
+export const COUNT_FIELD = 'n';
+
+/** An entry serve-sse wrote, as read back. */
+export interface CountedEntry {
+  /** The event, as the hub hears it. */
+  readonly entry: LogEntry;
+  /**
+   * The entry's place in the count of appends: 1 for the first, one more for each after it.
+   * Undefined for an entry an older serve-sse wrote, before entries carried it.
+   */
+  readonly count: bigint | undefined;
+}
+
+/**
+ * A count as the append script writes it: INCR's value, a positive 64-bit integer without leading
+ * zeros (a bigint, since it may pass 2^53).
+ */
+const COUNT = /^[1-9]\d{0,18}$/;
 
 /**
  * A body the hub can put after its `id:` line: whole lines of the fields `formatEvent` writes
@@ -53,14 +82,16 @@ export function infoField(reply: unknown, name: string): unknown {
   throw unexpected('XINFO STREAM', reply);
 }
 
-/** The entry as the hub hears it, or why it is not one serve-sse wrote. */
-export function toLogEntry({ id, fields }: StreamEntry): LogEntry | string {
+/** The entry as the hub hears it, with its count, or why it is not one serve-sse wrote. */
+export function toCountedEntry({ id, fields }: StreamEntry): CountedEntry | string {
   if (!Array.isArray(fields) || fields.length % 2 !== 0) return 'its fields are not name/value pairs';
   let topicsJson: unknown;
   let body: unknown;
+  let countText: unknown;
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] === TOPICS_FIELD) topicsJson = fields[i + 1];
     else if (fields[i] === BODY_FIELD) body = fields[i + 1];
+    else if (fields[i] === COUNT_FIELD) countText = fields[i + 1];
   }
   if (typeof topicsJson !== 'string') return `it has no "${TOPICS_FIELD}" field`;
   if (typeof body !== 'string') return `it has no "${BODY_FIELD}" field`;
@@ -74,7 +105,12 @@ export function toLogEntry({ id, fields }: StreamEntry): LogEntry | string {
     return `its "${TOPICS_FIELD}" field is not a list of topics`;
   }
   if (!EVENT_BODY.test(body)) return `its "${BODY_FIELD}" field is not one formatted event`;
-  return { id, topics: topics as string[], body, time: idTime(id) };
+  let count: bigint | undefined;
+  if (countText !== undefined) {
+    if (typeof countText !== 'string' || !COUNT.test(countText)) return `its "${COUNT_FIELD}" field is not a count of appends`;
+    count = BigInt(countText);
+  }
+  return { entry: { id, topics: topics as string[], body, time: idTime(id) }, count };
 }
 
 /** When an entry entered the stream: Redis puts its clock's milliseconds in the id. */

@@ -4,13 +4,32 @@
  * holds the topics and the event as the publishing instance formatted it; the stream's ids are
  * the events' ids. Each instance appends on one connection and reads the whole stream on another,
  * blocking: one reader per instance, whatever the number of clients.
+ *
+ * Trimming (`MAXLEN ~`) may remove entries an instance has not read yet (it was paused, or cut
+ * off), and a Redis that restarts without its data starts the stream afresh. Neither says so to
+ * the readers, so every append also counts itself: a counter beside the stream (`<key>:seq`) goes up
+ * by one in the same script that appends, and the entry carries its value. A reader that finds
+ * anything but the next number knows that entries went past it unread, whatever the cause, and
+ * tells its hub before the entry that follows them.
  */
 
+import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { Backplane, LogListener } from './backplane.js';
-import { compareLogIds } from './log-id.js';
-import { BODY_FIELD, infoField, rangeEntries, readEntries, toLogEntry, TOPICS_FIELD, type StreamEntry } from './redis-entries.js';
+import { compareLogIds, isLogId } from './log-id.js';
+import {
+  BODY_FIELD,
+  COUNT_FIELD,
+  counterKey,
+  idTime,
+  infoField,
+  rangeEntries,
+  readEntries,
+  toCountedEntry,
+  TOPICS_FIELD,
+  type StreamEntry,
+} from './redis-entries.js';
 
 export interface RedisBackplaneOptions {
   /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. Required unless `client` is given. */
@@ -20,7 +39,10 @@ export interface RedisBackplaneOptions {
    * for its own two connections. The client itself is left alone, and never closed.
    */
   client?: Redis | Redis<'resp3'>;
-  /** The stream's key. Hubs on the same key are one hub. Default `"serve-sse"`. */
+  /**
+   * The stream's key. Hubs on the same key are one hub. Default `"serve-sse"`. The count of appends
+   * is kept beside it, at `<key>:seq`: delete both or neither.
+   */
   key?: string;
   /**
    * Milliseconds to wait for Redis: to open (the hub then serves without the shared history
@@ -43,8 +65,31 @@ const BLOCK_MS = 5000;
 /** Reconnection backoff, capped so that an instance catches up soon after Redis is back. */
 const RETRY_CAP_MS = 1000;
 
+/**
+ * How far ahead of this machine's clock an id may be and still be this log's: ids carry the Redis
+ * server's clock, which may be somewhat ahead of ours, but not by minutes.
+ */
+const CLOCK_LEAD_MS = 60_000;
+
 /** The reader's next step. */
 type Step = 'load' | 'check' | 'read';
+
+/**
+ * Appends one entry and counts it, as one atomic step: INCR the counter (KEYS[2]), then XADD to the
+ * stream (KEYS[1]) the topics, the body and the counter's new value. ARGV: the length to trim to,
+ * the topics, the body. Replies with the entry's id.
+ */
+const APPEND_SCRIPT = `local count = redis.call('INCR', KEYS[2])
+local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${TOPICS_FIELD}', ARGV[2], '${BODY_FIELD}', ARGV[3], '${COUNT_FIELD}', count)
+if type(id) == 'table' and id.err then
+  -- Nothing was appended (the key holds something else, say): the number is given back, or
+  -- every reader would take the next entry for one that follows a gap.
+  redis.call('DECR', KEYS[2])
+end
+return id
+`;
+/** What EVALSHA knows the script by, once Redis has seen it. */
+const APPEND_SHA = createHash('sha1').update(APPEND_SCRIPT).digest('hex');
 
 /** A backplane on the Redis stream at `key`. @throws TypeError for an invalid option */
 export function redisBackplane(options: RedisBackplaneOptions): Backplane {
@@ -54,6 +99,8 @@ export function redisBackplane(options: RedisBackplaneOptions): Backplane {
 class RedisLog implements Backplane {
   readonly origin = undefined;
   readonly #key: string;
+  /** The counter of appends, beside the stream. */
+  readonly #counter: string;
   readonly #timeout: number;
   readonly #maxLength: number | undefined;
   readonly #logger: Logger;
@@ -67,6 +114,14 @@ class RedisLog implements Backplane {
   #trimTo = '0';
   /** The id of the last entry read: where the next XREAD starts. */
   #lastId = '0-0';
+  /**
+   * The count of the last entry heard: the next must carry the one after it. Undefined before the
+   * first, and after an entry that carries none (an older serve-sse wrote it): the next count heard
+   * is then taken as the start.
+   */
+  #lastCount: bigint | undefined;
+  /** The hub has heard of a gap and no entry since: a second report would count one gap twice. */
+  #gapPending = false;
   /** The hub stopped waiting for the history: when Redis answers, only new entries go out. */
   #late = false;
   #closed = false;
@@ -76,7 +131,10 @@ class RedisLog implements Backplane {
   /** Ends the reader's current wait (for Redis, or between retries): set while it waits. */
   #wake: (() => void) | undefined;
   #down = false;
-  /** Until the writer first connects (or the open times out): publications made meanwhile wait for it. */
+  /**
+   * While the writer's first connection attempt is in progress (until it is ready, fails, or the
+   * open times out): publications made meanwhile wait for it.
+   */
   #starting: Promise<void> | undefined;
   #started: (() => void) | undefined;
 
@@ -89,6 +147,7 @@ class RedisLog implements Backplane {
       throw optionError('maxLength', 'a non-negative integer', maxLength);
     }
     this.#key = key;
+    this.#counter = counterKey(key);
     this.#timeout = connectTimeout;
     this.#maxLength = maxLength;
     this.#logger = logger;
@@ -116,8 +175,10 @@ class RedisLog implements Backplane {
     this.#history = history;
     this.#trimTo = String(this.#maxLength ?? history);
     // Without an offline queue, a command fails at once while Redis is away instead of piling
-    // up, and with no retries, one cut off mid-flight fails instead of hanging.
+    // up, and with no retries, one cut off mid-flight fails instead of hanging. A client copied
+    // with lazyConnect would never connect: nothing here ever calls connect().
     const common: RedisOptions = {
+      lazyConnect: false,
       connectTimeout: this.#timeout,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -136,7 +197,10 @@ class RedisLog implements Backplane {
         resolve();
       };
     });
-    writer.once('ready', () => this.#started?.());
+    // The first attempt decides: once it has failed (refused, say), publishers hear so at once
+    // rather than wait out the timeout, which remains the bound for a host that never answers.
+    const started = (): void => this.#started?.();
+    writer.once('ready', started).once('close', started).once('end', started);
     this.#watch(reader);
     return new Promise<void>((resolve, reject) => {
       this.#settleOpen = (error) => {
@@ -164,10 +228,15 @@ class RedisLog implements Backplane {
     if (writer.status !== 'ready') {
       throw new Error(`serve-sse: Redis at ${this.#where} is unreachable; the event was not published`);
     }
-    const args = [this.#key, 'MAXLEN', '~', this.#trimTo, '*', TOPICS_FIELD, JSON.stringify(topics), BODY_FIELD, body];
-    return writer.call('XADD', args).then(
+    const args = [2, this.#key, this.#counter, this.#trimTo, JSON.stringify(topics), body];
+    return writer.call('EVALSHA', [APPEND_SHA, ...args]).then(
+      undefined,
+      // Redis has not seen the script (it restarted, or its scripts were flushed): nothing ran, so
+      // sending it whole is safe.
+      (error: Error) => (error.name === 'ReplyError' && error.message.startsWith('NOSCRIPT') ? writer.call('EVAL', [APPEND_SCRIPT, ...args]) : Promise.reject(error)),
+    ).then(
       (id) => {
-        if (typeof id !== 'string') throw new Error(`serve-sse: unexpected XADD reply from Redis at ${this.#where}: ${String(id)}`);
+        if (typeof id !== 'string') throw new Error(`serve-sse: unexpected reply from Redis at ${this.#where} to the append script: ${String(id)}`);
         return id;
       },
       (error: Error) => {
@@ -176,6 +245,12 @@ class RedisLog implements Backplane {
         throw new Error(`serve-sse: Redis at ${this.#where} ${fate}: ${error.message}`, { cause: error });
       },
     );
+  }
+
+  /** Whether `id` may be an entry of the log that this instance has not heard yet (it lags behind the log): a client that resumes from such an id waits for the instance to catch up instead of being reset. */
+  mayBeAhead(id: string): boolean {
+    // Redis puts its clock in the id: one far in the future is no id of this log's.
+    return isLogId(id) && idTime(id) <= Date.now() + CLOCK_LEAD_MS;
   }
 
   async close(): Promise<void> {
@@ -219,9 +294,11 @@ class RedisLog implements Backplane {
   }
 
   /**
-   * The reader: loads the history, then reads every new entry in stream order. After any failure
-   * it waits for Redis and checks that nothing it has not read was trimmed before it resumes
-   * from the last id it read.
+   * The reader: loads the history, then reads every new entry in stream order, checking each
+   * entry's count against the last (see {@link #deliver}). After any failure it waits for Redis
+   * and checks that nothing it has not read was trimmed before it resumes from the last id it
+   * read: that tells of a stream deleted or emptied while the instance was away even before a new
+   * entry shows the count out of step.
    */
   async #run(reader: Redis): Promise<void> {
     let step: Step = 'load';
@@ -264,8 +341,10 @@ class RedisLog implements Backplane {
     const newest = newestFirst[0]?.id ?? '0-0';
     if (this.#late) {
       // The hub is serving already: old entries would reach its clients as new ones. Whatever
-      // this instance's clients missed meanwhile cannot be replayed.
-      this.#listener?.lost();
+      // this instance's clients missed meanwhile cannot be replayed. The count starts afresh
+      // after the gap.
+      this.#lostEntries();
+      this.#lastCount = undefined;
     } else {
       for (const entry of newestFirst.reverse()) this.#deliver(entry);
     }
@@ -285,7 +364,7 @@ class RedisLog implements Backplane {
     } catch (error) {
       if (!/no such key/i.test((error as Error).message)) throw error;
       // The stream is gone (deleted, or Redis lost its data): anything read before may have had successors.
-      if (last !== '0-0') this.#listener?.lost();
+      if (last !== '0-0') this.#lostEntries();
       return;
     }
     const kept = rangeEntries(last === '0-0' ? [] : await reader.call('XRANGE', [this.#key, last, last])).length > 0;
@@ -298,7 +377,7 @@ class RedisLog implements Backplane {
     } else {
       gap = !kept && last !== '0-0';
     }
-    if (gap) this.#listener?.lost();
+    if (gap) this.#lostEntries();
   }
 
   async #read(reader: Redis): Promise<void> {
@@ -315,15 +394,36 @@ class RedisLog implements Backplane {
     for (const entry of readEntries(reply)) this.#deliver(entry);
   }
 
-  #deliver(entry: StreamEntry): void {
+  /**
+   * Hands the hub an entry read (from the history, a read, or a catch-up), after checking that its
+   * count follows the last one heard. Any other count means entries this instance will never read:
+   * trimmed before it read them (a jump), or a counter that started again (Redis restarted empty,
+   * or the keys were deleted). The hub hears of the gap before the entry, so that its clients get
+   * a reset ahead of it.
+   */
+  #deliver(stored: StreamEntry): void {
     // Past a skipped entry too, or it would be read again and again.
-    this.#lastId = entry.id;
-    const parsed = toLogEntry(entry);
+    this.#lastId = stored.id;
+    const parsed = toCountedEntry(stored);
     if (typeof parsed === 'string') {
-      this.#logger.warn({ redis: this.#where, key: this.#key, id: entry.id }, `serve-sse: skipped a stream entry that serve-sse did not write: ${parsed}`);
-    } else {
-      this.#listener?.receive(parsed);
+      // Skipped, so not counted. A foreign entry carries no count, and the count goes on across
+      // it; one that carries a count yet cannot be delivered is an event the clients miss, and
+      // the next count reports it as a gap.
+      this.#logger.warn({ redis: this.#where, key: this.#key, id: stored.id }, `serve-sse: skipped a stream entry that serve-sse did not write: ${parsed}`);
+      return;
     }
+    const { entry, count } = parsed;
+    if (count !== undefined && this.#lastCount !== undefined && count !== this.#lastCount + 1n) this.#lostEntries();
+    this.#lastCount = count;
+    this.#gapPending = false;
+    this.#listener?.receive(entry);
+  }
+
+  /** Tells the hub that entries are missing before the next one it hears, once per gap. */
+  #lostEntries(): void {
+    if (this.#gapPending) return;
+    this.#gapPending = true;
+    this.#listener?.lost();
   }
 
   /** Waits for the connection's event, or `ms`; close() ends either wait at once. */

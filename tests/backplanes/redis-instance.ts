@@ -2,14 +2,16 @@
  * One instance of a hub on the Redis backplane, in a process of its own, for the cross-process
  * test: `GET /events?topic=...` subscribes, `POST /publish?topic=...` publishes its body as data
  * and answers with the id, `GET /stats` is `hub.stats()`. Reports its url over IPC; ends when its parent disconnects.
- * Env: REDIS_URL, KEY.
+ * Env: REDIS_URL, KEY, and optionally HISTORY (the hub's `history`, which is also the stream's
+ * `maxLength`).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHub } from '../../src/index.js';
 import { redisBackplane } from '../../src/backplanes/redis.js';
 
-const hub = createHub({ backplane: redisBackplane({ url: process.env.REDIS_URL!, key: process.env.KEY! }) });
+const history = process.env.HISTORY === undefined ? undefined : Number(process.env.HISTORY);
+const hub = createHub({ history, backplane: redisBackplane({ url: process.env.REDIS_URL!, key: process.env.KEY! }) });
 const events = hub.handler();
 
 const server = createServer((req, res) => {

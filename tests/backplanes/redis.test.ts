@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -59,12 +60,15 @@ async function instance(options: { key: string; url?: string; history?: number; 
   return { hub, url: running.url, lines };
 }
 
-/** A client of `topic` on `at`, once the hub counts it (subscriptions wait for the backplane). */
+/** Subscriptions that have joined: not waiting any more for the backplane, or to catch up. */
+const joined = (hub: Hub): number => hub.stats().connections - hub.stats().waiting;
+
+/** A client of `topic` on `at`, once it has joined (subscriptions wait for the backplane). */
 async function subscribe(at: Instance, topic = 'news', headers: Record<string, string> = {}): Promise<EventReader> {
-  const before = at.hub.stats().connections;
+  const before = joined(at.hub);
   const reader = await openEvents(`${at.url}/events?topic=${topic}`, headers);
   cleanups.push(() => reader.res.destroy());
-  await waitFor(() => at.hub.stats().connections > before, 5000, 'the subscription');
+  await waitFor(() => joined(at.hub) > before, 5000, 'the subscription');
   return reader;
 }
 
@@ -79,6 +83,17 @@ describe('redisBackplane options', () => {
     assert.throws(() => redisBackplane({ url: REDIS_URL, key: '' }), /option key must be a non-empty string/);
     assert.throws(() => redisBackplane({ url: REDIS_URL, connectTimeout: 0 }), /option connectTimeout/);
     assert.throws(() => redisBackplane({ url: REDIS_URL, maxLength: -1 }), /option maxLength/);
+  });
+
+  test('mayBeAhead: any stream id up to a minute past this clock may be one not heard yet; others cannot', () => {
+    const backplane = redisBackplane({ url: REDIS_URL });
+    const mayBeAhead = (id: string): boolean | undefined => backplane.mayBeAhead?.(id);
+    assert.equal(mayBeAhead('1-0'), true);
+    assert.equal(mayBeAhead(`${Date.now()}-3`), true);
+    assert.equal(mayBeAhead(`${Date.now() + 30_000}-0`), true, 'the Redis clock may be a little ahead');
+    assert.equal(mayBeAhead(`${Date.now() + 120_000}-0`), false, 'no Redis clock is minutes ahead');
+    assert.equal(mayBeAhead('99999999999999999999-0'), false);
+    for (const id of ['', 'abc', '12', '1-', '-1', '1-2-3']) assert.equal(mayBeAhead(id), false, JSON.stringify(id));
   });
 });
 
@@ -98,12 +113,44 @@ describe('redisBackplane without a Redis to reach', () => {
     assert.ok(Date.now() - started < 1000, 'the first publish waits for connectTimeout at most');
     const reader = await openEvents(`${running.url}/events?topic=news`);
     cleanups.push(() => reader.res.destroy());
-    await waitFor(() => hub.stats().connections === 1, 2000, 'the hub to serve without Redis');
+    await waitFor(() => joined(hub) === 1, 2000, 'the hub to serve without Redis');
     assert.equal(hub.stats().backplaneConnected, false);
     const closing = Date.now();
     await hub.close({ timeout: 500 });
     assert.ok(Date.now() - closing < 1000, `close() took ${Date.now() - closing} ms`);
     assert.ok(lines.length > 0 && !JSON.stringify(lines.map((line) => [line.obj instanceof Error ? line.obj.message : line.obj, line.msg])).includes('hunter2'));
+  });
+
+  test('connection refused: the first publish rejects as soon as the first attempt fails, not after connectTimeout', async () => {
+    const port = await freePort();
+    const backplane = redisBackplane({ url: `redis://:hunter2@127.0.0.1:${port}`, logger: recordingLogger().logger });
+    const hub = createHub({ backplane, logger: recordingLogger().logger });
+    cleanups.push(() => hub.close({ timeout: 100 }));
+    const started = Date.now();
+    await assert.rejects(hub.publish('news', { data: 'x' }), (error: Error) => {
+      assert.equal(error.message, `serve-sse: Redis at redis://127.0.0.1:${port} is unreachable; the event was not published`);
+      return true;
+    });
+    const waited = Date.now() - started;
+    assert.ok(waited < 1000, `the first publish waited ${waited} ms (connectTimeout is 5000)`);
+  });
+
+  test('a host that accepts and never answers: the first publish waits connectTimeout at most', async () => {
+    const silent = createServer(() => {});
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    cleanups.push(() => new Promise((resolve) => silent.close(resolve)));
+    const sockets: Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+    const { port } = silent.address() as AddressInfo;
+    const backplane = redisBackplane({ url: `redis://127.0.0.1:${port}`, connectTimeout: 300, logger: recordingLogger().logger });
+    const hub = createHub({ backplane, logger: recordingLogger().logger });
+    cleanups.push(() => hub.close({ timeout: 100 }));
+    const started = Date.now();
+    await assert.rejects(hub.publish('news', { data: 'x' }), /is unreachable; the event was not published/);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 250 && waited < 1500, `the first publish waited ${waited} ms (connectTimeout is 300)`);
   });
 });
 
@@ -117,7 +164,9 @@ describe('the Redis backplane', { skip: noRedis }, () => {
     const id = await hub.publish('news', { data: 'x' });
     await hub.close();
     assert.equal(client.status, 'ready');
-    assert.deepEqual(await client.xrange(key, '-', '+'), [[id, ['t', '["news"]', 'b', 'data: x\n\n']]]);
+    // The topics, the event, and the count of appends, also kept beside the stream.
+    assert.deepEqual(await client.xrange(key, '-', '+'), [[id, ['t', '["news"]', 'b', 'data: x\n\n', 'n', '1']]]);
+    assert.equal(await client.get(`${key}:seq`), '1');
   });
 
   test('what any instance publishes reaches the clients of every instance in one order, with the ids publish returned', async () => {
@@ -157,7 +206,7 @@ describe('the Redis backplane', { skip: noRedis }, () => {
     cleanups.push(() => source.close());
     const got: Array<{ id: string; data: string }> = [];
     source.addEventListener('message', (event) => got.push({ id: event.lastEventId, data: String(event.data) }));
-    await waitFor(() => a.hub.stats().connections === 1, 5000, 'the client on A');
+    await waitFor(() => joined(a.hub) === 1, 5000, 'the client on A');
 
     const published: string[] = [];
     for (const n of [1, 2, 3]) published.push(await c.hub.publish('news', { data: `n${n}` }));
@@ -344,6 +393,125 @@ describe('the Redis backplane', { skip: noRedis }, () => {
   });
 });
 
+describe('the count of appends (<key>:seq, field n)', { skip: noRedis }, () => {
+  /** A Redis connection for the test's own commands, closed after the file. */
+  async function direct(): Promise<Redis> {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 });
+    cleanups.push(() => redis.disconnect());
+    return redis;
+  }
+
+  test('an entry whose count does not follow the last one heard tells the hub of a gap, before it, with no connection failure', async () => {
+    const key = keys.key();
+    const redis = await direct();
+    const a = await instance({ key });
+    const b = await instance({ key });
+    const live = await subscribe(b);
+    const first = await a.hub.publish('news', { data: 'first' });
+    await live.until(() => live.events.length === 1, 5000, 'the first event');
+
+    // Five appends that B never read (trimmed before it could, say): the count jumps.
+    await redis.incrby(`${key}:seq`, 5);
+    const afterJump = await a.hub.publish('news', { data: 'after a jump' });
+    await live.until(() => live.events.length === 3, 5000, 'the reset and the event after the jump');
+    // The counter starts again (Redis restarted empty, or the keys were deleted): the count falls back.
+    await redis.del(`${key}:seq`);
+    const afterRestart = await a.hub.publish('news', { data: 'after a restart' });
+    const next = await a.hub.publish('news', { data: 'next' });
+    await live.until(() => live.events.length === 6, 5000, 'the reset and the events after the restart');
+    await sleep(50);
+
+    assert.deepEqual(live.events.map(({ id, event }) => ({ id, event })), [
+      { id: first, event: undefined },
+      { id: afterJump, event: 'reset' },
+      { id: afterJump, event: undefined },
+      { id: afterRestart, event: 'reset' },
+      { id: afterRestart, event: undefined },
+      { id: next, event: undefined },
+    ]);
+    assert.deepEqual(JSON.parse(live.events[1]!.data) as ResetData, { lastEventId: first, reason: 'expired' });
+    assert.deepEqual(JSON.parse(live.events[3]!.data) as ResetData, { lastEventId: afterJump, reason: 'expired' });
+    assert.equal(b.hub.stats().gaps, 2);
+    assert.equal(lostWarnings(b), 2);
+    // A heard the same log: the same gaps.
+    assert.equal(a.hub.stats().gaps, 2);
+  });
+
+  test('an instance that opens on a stream with a gap in its history replays only what follows the gap', async () => {
+    const key = keys.key();
+    const redis = await direct();
+    const a = await instance({ key });
+    const published: string[] = [];
+    for (const n of [1, 2, 3]) published.push(await a.hub.publish('news', { data: `n${n}` }));
+    await redis.incrby(`${key}:seq`, 2);
+    for (const n of [4, 5]) published.push(await a.hub.publish('news', { data: `n${n}` }));
+    const b = await instance({ key, history: 10 });
+    // Subscriptions wait for the history: this one sees it loaded.
+    const acrossTheGap = await subscribe(b, 'news', { 'last-event-id': published[1]! });
+    await acrossTheGap.until(() => acrossTheGap.events.length >= 1, 5000, 'the reset');
+    assert.equal(acrossTheGap.events[0]?.event, 'reset');
+    assert.deepEqual(JSON.parse(acrossTheGap.events[0]!.data) as ResetData, { lastEventId: published[1], reason: 'expired' });
+    assert.equal(b.hub.stats().history, 2);
+    assert.equal(b.hub.stats().gaps, 1);
+    const afterTheGap = await subscribe(b, 'news', { 'last-event-id': published[3]! });
+    await afterTheGap.until(() => afterTheGap.events.length >= 1, 5000, 'the replay');
+    assert.deepEqual(ids(afterTheGap), [published[4]]);
+  });
+
+  test('entries of an older serve-sse (no count) are delivered, and the next count heard is taken as the start', async () => {
+    const key = keys.key();
+    const redis = await direct();
+    const a = await instance({ key });
+    const live = await subscribe(a);
+    const published = [await a.hub.publish('news', { data: 'counted' })];
+    await redis.incrby(`${key}:seq`, 10);
+    published.push(await redis.xadd(key, '*', 't', '["news"]', 'b', 'data: uncounted\n\n') ?? '');
+    published.push(await a.hub.publish('news', { data: 'counted again' }), await a.hub.publish('news', { data: 'and on' }));
+    await live.until(() => live.events.length >= 4, 5000, 'four events');
+    await sleep(50);
+    assert.deepEqual(ids(live), published);
+    assert.deepEqual(datas(live), ['counted', 'uncounted', 'counted again', 'and on']);
+    assert.equal(a.hub.stats().gaps, 0);
+  });
+
+  test('an append Redis refuses leaves the count as it was: no entry, and no false gap after', async () => {
+    const key = keys.key();
+    const redis = await direct();
+    const a = await instance({ key });
+    await a.hub.publish('news', { data: 'one' });
+    // The counter is there but the stream key holds a string: the append fails after the count.
+    await redis.set(`${key}:other`, 'x');
+    const wrongStream = redisBackplane({ url: REDIS_URL, key: `${key}:other`, logger: recordingLogger().logger });
+    const other = createHub({ backplane: wrongStream, logger: recordingLogger().logger });
+    cleanups.push(() => other.close({ timeout: 100 }), () => redis.del(`${key}:other`, `${key}:other:seq`));
+    await assert.rejects(other.publish('news', { data: 'x' }), /^Error: serve-sse: Redis at redis:\/\/127\.0\.0\.1:\d+ refused the event: WRONGTYPE/);
+    assert.equal(await redis.get(`${key}:other:seq`), '0', 'the count was given back');
+    // The counter holds something that is no count: refused before anything is written.
+    await redis.set(`${key}:seq`, 'not a number');
+    await assert.rejects(a.hub.publish('news', { data: 'x' }), /refused the event: ERR value is not an integer/);
+    assert.equal(await redis.xlen(key), 1);
+    await redis.set(`${key}:seq`, '1');
+    const live = await subscribe(a);
+    await a.hub.publish('news', { data: 'two' });
+    await live.until(() => live.events.length >= 1, 5000, 'the next event');
+    await sleep(50);
+    assert.deepEqual(datas(live), ['two']);
+    assert.equal(a.hub.stats().gaps, 0);
+  });
+
+  test('a Redis that forgot the script (SCRIPT FLUSH, a restart) is sent it whole', async () => {
+    const key = keys.key();
+    const redis = await direct();
+    const a = await instance({ key });
+    await a.hub.publish('news', { data: 'one' });
+    await redis.script('FLUSH');
+    await a.hub.publish('news', { data: 'two' });
+    assert.equal(await redis.xlen(key), 2);
+    assert.equal(await redis.get(`${key}:seq`), '2');
+    assert.equal(a.hub.stats().gaps, 0);
+  });
+});
+
 describe('when Redis itself goes away', { skip: noRedisServer }, () => {
   test('serving goes on, publish rejects with a clear error, and the instances carry on when Redis is back', async () => {
     const password = `secret-${randomUUID()}`;
@@ -411,7 +579,7 @@ async function cutOffable(): Promise<RedisProxy> {
 }
 
 const INSTANCE = fileURLToPath(new URL('./redis-instance.ts', import.meta.url));
-/** Subscriptions per child instance, as its /stats last said. */
+/** Joined subscriptions per child instance, as its /stats last said. */
 const childConnections = new Map<string, number>();
 
 /** A hub instance in a child process (`node --import tsx`); resolves with its url. */
@@ -429,8 +597,8 @@ async function startChild(key: string): Promise<string> {
   // Polled while the test waits: the child's hub counts its subscriptions.
   const poll = setInterval(() => {
     fetch(`${url}/stats`)
-      .then((response) => response.json() as Promise<{ connections: number }>)
-      .then(({ connections }) => childConnections.set(url, connections))
+      .then((response) => response.json() as Promise<{ connections: number; waiting: number }>)
+      .then(({ connections, waiting }) => childConnections.set(url, connections - waiting))
       .catch(() => {});
   }, 20);
   cleanups.push(() => clearInterval(poll));

@@ -87,14 +87,15 @@ test('aborting the request aborts the signal (runtimes that never cancel the bod
   await waitFor(() => stream!.signal.aborted, 2000, 'signal to abort');
 });
 
-test('"drop" bounds what an unread body holds', async () => {
+test('"drop" bounds what an unread body holds: at most maxBuffered plus one event', async () => {
   let stream: SseStream | undefined;
   const handler = serveSse(
     async (_req, s) => {
       stream = s;
       for (let i = 0; i < 2000; i++) await s.send({ data: 'x'.repeat(1024) });
     },
-    { onSlowClient: 'drop', highWaterMark: 16 * 1024 },
+    // The cap, not the mark, bounds a burst: set to the mark here, the burst is cut short at once.
+    { onSlowClient: 'drop', highWaterMark: 16 * 1024, maxBuffered: 16 * 1024 },
   );
   const response = await handler.fetch(new Request('http://localhost/'));
   await waitFor(() => stream?.closed === true, 5000, 'the writer to finish');
