@@ -17,6 +17,7 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--keep-alive', 'SERVE_SSE_KEEP_ALIVE', '5000', 5000, 'keepAlive'],
   ['--shutdown-retry', 'SERVE_SSE_SHUTDOWN_RETRY', '3000', 3000, 'shutdownRetry'],
   ['--shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', '1000', 1000, 'shutdownTimeout'],
+  ['--body-timeout', 'SERVE_SSE_BODY_TIMEOUT', '2500', 2500, 'bodyTimeout'],
   ['--log-level', 'LOG_LEVEL', 'debug', 'debug', 'logLevel'],
 ];
 
@@ -35,6 +36,7 @@ describe('hub settings', () => {
     assert.equal(DEFAULTS.subscriberKey, undefined);
     assert.equal(DEFAULTS.maxBody, 1024 * 1024);
     assert.equal(DEFAULTS.maxConnectionsPerIp, 100);
+    assert.equal(DEFAULTS.bodyTimeout, 10_000);
   });
 
   for (const [flag, env, given, parsed, key] of SETTINGS) {
@@ -71,6 +73,7 @@ describe('hub settings', () => {
     throwsConfig(() => parse(['--cors', 'https://a.example/']), /--cors/);
     throwsConfig(() => parse(['--cors', ',']), /at least one origin/);
     throwsConfig(() => parse(['--max-body', '0']), /--max-body/);
+    throwsConfig(() => parse(['--body-timeout', '0']), /--body-timeout must be an integer from 1/);
     throwsConfig(() => parse(['--log-level', 'loud']), /--log-level must be one of/);
     throwsConfig(() => parse(['--publisher-key', '  ']), /must not be empty/);
     throwsConfig(() => parse(['--nope']), /--nope/);
@@ -89,6 +92,6 @@ describe('hub settings', () => {
       const next = usage.indexOf('\n  --', at + 1);
       assert.match(usage.slice(at, next === -1 ? undefined : next), new RegExp(`env ${env}\\b`), `${flag} names ${env}`);
     }
-    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /metrics']) assert.ok(usage.includes(endpoint), endpoint);
+    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /readyz', 'GET  /metrics']) assert.ok(usage.includes(endpoint), endpoint);
   });
 });

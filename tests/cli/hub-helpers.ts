@@ -1,5 +1,6 @@
 /** Plumbing for the hub server tests: servers in-process on 127.0.0.1:0, tokens, logs, requests. */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { SignJWT, type JWTPayload } from 'jose';
 import { pino } from 'pino';
@@ -92,4 +93,65 @@ export function metric(text: string, sample: string): number | undefined {
     if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
   }
   return undefined;
+}
+
+/** What came back on a raw socket: the bytes, whether the server closed it, and the first answer's parts. */
+export interface RawExchange {
+  /** Everything received, as latin1 text (one character per byte). */
+  received: string;
+  /** Whether the socket closed within the wait (by the server, or by a reset: see `error`). */
+  closed: boolean;
+  /** The socket's error code, if any (ECONNRESET: the server reset the connection). */
+  error: string | undefined;
+  /** From the first answer: `HTTP/1.1 431 Request Header Fields Too Large`, or undefined if none came. */
+  statusLine: string | undefined;
+  /** Its headers, names in lower case. */
+  headers: Record<string, string>;
+  /** What follows its head. */
+  body: string;
+}
+
+/** Splits raw bytes received into the first answer's status line, headers and the rest. */
+export function parseRaw(received: string): Pick<RawExchange, 'statusLine' | 'headers' | 'body'> {
+  const end = received.indexOf('\r\n\r\n');
+  if (!received.startsWith('HTTP/') || end === -1) return { statusLine: undefined, headers: {}, body: received };
+  const [statusLine, ...lines] = received.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { statusLine, headers, body: received.slice(end + 4) };
+}
+
+/**
+ * Connects to `url`'s host and port over plain TCP, writes `payload` (in pieces with `pauseMs`
+ * between them, when given a list), and collects what comes back until the socket closes or
+ * `waitMs` passes (then it is destroyed, and `closed` is false).
+ */
+export async function rawExchange(url: string, payload: string | Buffer | Array<string | Buffer>, { waitMs = 3000, pauseMs = 0 } = {}): Promise<RawExchange> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let received = '';
+  let error: string | undefined;
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  socket.on('error', (problem: NodeJS.ErrnoException) => (error = problem.code ?? problem.message));
+  const closed = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), waitMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  // Not once(socket, 'connect'): it rejects on a refused connection, which is an outcome here.
+  await Promise.race([new Promise((resolve) => socket.once('connect', resolve)), closed]);
+  for (const [index, piece] of (Array.isArray(payload) ? payload : [payload]).entries()) {
+    if (socket.destroyed) break;
+    if (index > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    // A server that already closed makes the write fail: that shows as `error`, not a throw.
+    socket.write(piece, () => {});
+  }
+  const wasClosed = await closed;
+  socket.destroy();
+  return { received, closed: wasClosed, error, ...parseRaw(received) };
 }

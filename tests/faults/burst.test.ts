@@ -145,6 +145,39 @@ describe('item 3: a client that reads nothing', () => {
     assert.ok(flood.maxBuffered <= 64 * KiB + 17 * KiB, `"wait" never buffers more than the mark plus one event: ${flood.maxBuffered}`);
   });
 
+  test('a client that pauses for less than the timeout, then reads, is never cut however much it has unread', async (t) => {
+    // Bursts of 4 MiB, more than the kernel's buffers take, at a client that stops reading for
+    // 300 ms at a time: megabytes wait in the server, and drain when it reads again.
+    let stop = false;
+    let maxBuffered = 0;
+    const handler = serveSse(
+      async (request, stream) => {
+        const socket = (request as IncomingMessage).socket;
+        const data = 'p'.repeat(16 * KiB);
+        while (!stop && !stream.closed) {
+          for (let n = 0; n < 256; n++) await stream.send({ data });
+          maxBuffered = Math.max(maxBuffered, socket.writableLength);
+          await new Promise((resolve) => setTimeout(resolve, 600));
+        }
+      },
+      { keepAlive: false, onSlowClient: 'close', slowClientTimeout: 1500, maxBuffered: 64 * MiB, logger: recordingLogger().logger },
+    );
+    const running = await listen(handler);
+    servers.push(running);
+    const reader = await openEvents(running.url);
+    for (let round = 0; round < 4; round++) {
+      reader.res.pause();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      reader.res.resume();
+      await new Promise((resolve) => setTimeout(resolve, 900));
+    }
+    stop = true;
+    t.diagnostic(`${reader.events.length} events read, at most ${(maxBuffered / MiB).toFixed(1)} MiB unsent at once`);
+    assert.equal(reader.ended, false, 'still connected');
+    assert.ok(maxBuffered > 1 * MiB, 'megabytes waited for the client');
+    reader.res.destroy();
+  });
+
   test('bad limits are refused with a TypeError naming them', () => {
     assert.throws(() => serveSse(() => {}, { slowClientTimeout: -1 }), /slowClientTimeout/);
     assert.throws(() => serveSse(() => {}, { maxBuffered: 0 }), /maxBuffered/);

@@ -36,6 +36,11 @@ export interface HubServerConfig {
   shutdownRetry: number;
   /** Longest a shutdown may take (ms) before the remaining connections are cut. */
   shutdownTimeout: number;
+  /**
+   * Longest a client may take (ms) to send a request head, and a `POST /publish` its whole body
+   * after the head; slower ones get 408 and their connection is closed.
+   */
+  bodyTimeout: number;
   logLevel: LogLevel;
 }
 
@@ -54,6 +59,7 @@ export const DEFAULTS: HubServerConfig = {
   keepAlive: 15_000,
   shutdownRetry: 2000,
   shutdownTimeout: 10_000,
+  bodyTimeout: 10_000,
   logLevel: 'info',
 };
 
@@ -100,6 +106,8 @@ const SETTINGS: readonly Setting[] = [
     'Reconnection delay sent to every client on SIGTERM/SIGINT, spread up to twice that so they do not all return at once. Default 2000.'),
   setting('shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
     'Longest a shutdown waits for clients to go before cutting them. Default 10000.'),
+  setting('body-timeout', 'SERVE_SSE_BODY_TIMEOUT', 'MS', (value, where) => integer(value, where, 1, MAX_INT),
+    'Longest a client may take to send a request head, and a POST /publish its whole body after the head; slower ones get 408 and the connection is closed. Default 10000.'),
   setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),
 ];
 
@@ -162,7 +170,8 @@ ${lines.join('\n')}
 Endpoints:
   GET  /events?topic=a&topic=b   subscribe (Last-Event-ID or ?lastEventId= replays)
   POST /publish                  JSON {"topic"|"topics", "event"?, "data"} or the same as form fields
-  GET  /healthz                  200 while serving, 503 while shutting down
+  GET  /healthz                  liveness: 200 while serving, 503 while shutting down
+  GET  /readyz                   readiness: 503 while shutting down or while the backplane is disconnected
   GET  /metrics                  Prometheus text format
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * `GET /metrics` in the Prometheus text exposition format (version 0.0.4): the hub's own counters,
  * read from `hub.stats()` at scrape time, plus what only the server sees (responses by status,
- * token expiries, refused connections).
+ * token expiries, refused connections, malformed requests).
  */
 import type { HubStats } from '../../index.js';
 
@@ -11,12 +11,22 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 type Stats = HubStats & { backplaneLag?: number; backplaneConnected?: boolean };
 
 /** The endpoints counted by name; anything else is `other`, so that labels stay few. */
-export const ENDPOINTS = ['/events', '/publish', '/healthz', '/metrics'] as const;
+export const ENDPOINTS = ['/events', '/publish', '/healthz', '/readyz', '/metrics'] as const;
 
 export class ServerCounters {
   /** Subscribers disconnected because their token expired. */
   expired = 0;
   readonly #responses = new Map<string, number>();
+  readonly #malformed = new Map<number, number>();
+
+  /** A request refused before any endpoint saw it (Node's parser, or its head timeout), by status. */
+  malformed(status: number): void {
+    this.#malformed.set(status, (this.#malformed.get(status) ?? 0) + 1);
+  }
+
+  get malformedRequests(): ReadonlyMap<number, number> {
+    return this.#malformed;
+  }
 
   response(path: string, status: number): void {
     const endpoint = (ENDPOINTS as readonly string[]).includes(path) ? path : 'other';
@@ -59,6 +69,12 @@ export function renderMetrics(stats: Stats, counters: ServerCounters): string {
         const [endpoint, code] = key.split(' ');
         return [`{endpoint="${endpoint}",code="${code}"}`, value];
       }),
+    },
+    {
+      name: 'serve_sse_malformed_requests_total',
+      type: 'counter',
+      help: 'Requests refused before reaching an endpoint (malformed, head too large or too slow), by the status they were answered with (counted also when no answer could be written).',
+      samples: [...counters.malformedRequests].map(([code, value]) => [`{code="${code}"}`, value]),
     },
   ];
   let text = '';

@@ -2,7 +2,7 @@
  * The body of `POST /publish`: JSON `{"topic": "a" | "topics": [...], "event"?, "data"}`, or the
  * same fields form-encoded (`topic` and `topics` may repeat). Anything else is refused with the
  * status and a sentence that says what is wrong: 415 for another content type, 413 over the size
- * limit, 400 for a malformed body.
+ * limit, 408 for a body that does not arrive in time, 400 for a malformed body.
  */
 import type { IncomingMessage } from 'node:http';
 import { topicsProblem } from './topics.js';
@@ -14,18 +14,30 @@ export interface Publication {
   data: unknown;
 }
 
-export type BodyResult = { ok: true; publication: Publication } | { ok: false; status: 400 | 413 | 415; message: string };
+export type BodyResult = { ok: true; publication: Publication } | { ok: false; status: 400 | 408 | 413 | 415; message: string };
+
+export interface BodyLimits {
+  /** Largest body, in bytes. */
+  maxBody: number;
+  /** Milliseconds the whole body may take, counted from `since`. */
+  bodyTimeout: number;
+  /** When the request's head arrived (`Date.now()`). */
+  since: number;
+}
 
 const FIELDS = ['topic', 'topics', 'event', 'data'];
 const MAX_EVENT_LENGTH = 256;
 const CONTROL = /\p{Cc}/u;
 
 /** Reads and checks a publication; rejects only if the client goes away mid-body. */
-export async function readPublication(request: IncomingMessage, maxBody: number): Promise<BodyResult> {
+export async function readPublication(request: IncomingMessage, limits: BodyLimits): Promise<BodyResult> {
   const kind = contentKind(request.headers['content-type']);
   if (typeof kind !== 'string') return kind;
-  const body = await readBody(request, maxBody);
-  if (body === undefined) return { ok: false, status: 413, message: `the body is larger than the limit of ${maxBody} bytes` };
+  const body = await readBody(request, limits);
+  if (body === 'too large') return { ok: false, status: 413, message: `the body is larger than the limit of ${limits.maxBody} bytes` };
+  if (body === 'too slow') {
+    return { ok: false, status: 408, message: `the body did not arrive within ${limits.bodyTimeout} ms of the request head (--body-timeout)` };
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);
@@ -33,6 +45,16 @@ export async function readPublication(request: IncomingMessage, maxBody: number)
     return malformed('the body is not valid UTF-8');
   }
   return kind === 'json' ? fromJson(text) : fromForm(text);
+}
+
+/**
+ * Reads a body only to throw it away (a publication refused before its body was read): answering
+ * and closing with the body still unread would reset the connection, and a reset can lose the
+ * answer. Resolves at the end of the body, past the limits (the rest is left unread then), or when
+ * the client goes.
+ */
+export async function discardBody(request: IncomingMessage, limits: BodyLimits): Promise<void> {
+  await readBody(request, limits, false).catch(() => {});
 }
 
 function contentKind(header: string | undefined): 'json' | 'form' | BodyResult {
@@ -47,37 +69,47 @@ function contentKind(header: string | undefined): 'json' | 'form' | BodyResult {
   return { ok: false, status: 415, message: `${got}: send application/json or application/x-www-form-urlencoded` };
 }
 
-/** The whole body, or undefined as soon as it passes `max` bytes (the rest is not read). */
-function readBody(request: IncomingMessage, max: number): Promise<Buffer | undefined> {
+/**
+ * The whole body; or `"too large"` as soon as it passes `maxBody` bytes, `"too slow"` when it has
+ * not all arrived by the deadline (the rest is not read then). With `keep` false, the bytes are
+ * counted and dropped.
+ */
+function readBody(request: IncomingMessage, { maxBody, bodyTimeout, since }: BodyLimits, keep = true): Promise<Buffer | 'too large' | 'too slow'> {
   const declared = Number(request.headers['content-length']);
-  if (declared > max) return Promise.resolve(undefined);
+  if (declared > maxBody) return Promise.resolve('too large');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = (): void => {
+      clearTimeout(timer);
       request.off('data', onData);
       request.off('end', onEnd);
       request.off('error', onError);
       request.off('close', onClose);
     };
+    // Stop buffering what the client keeps sending; the answer (413, 408) closes the connection.
+    const giveUp = (why: 'too large' | 'too slow'): void => {
+      cleanup();
+      request.pause();
+      resolve(why);
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > max) {
-        cleanup();
-        // Stop buffering what the client keeps sending; the 413 closes the connection.
-        request.pause();
-        resolve(undefined);
-      } else chunks.push(chunk);
+      if (size > maxBody) giveUp('too large');
+      else if (keep) chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      resolve(Buffer.concat(chunks, size));
+      resolve(Buffer.concat(chunks, keep ? size : 0));
     };
     const onError = (error: Error): void => {
       cleanup();
       reject(error);
     };
     const onClose = (): void => onError(new Error('the client went away before sending the whole body'));
+    // Node's own request timeout is far longer (and answers without saying which endpoint): a
+    // stalled body would hold its connection for minutes.
+    const timer = setTimeout(() => giveUp('too slow'), Math.max(0, since + bodyTimeout - Date.now()));
     request.on('data', onData);
     request.on('end', onEnd);
     request.on('error', onError);

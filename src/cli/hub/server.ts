@@ -2,7 +2,6 @@
  * The hub server: routes, start-up and graceful shutdown around a library hub. Used by the bin and,
  * in-process, by the tests.
  */
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger as PinoLogger } from 'pino';
@@ -10,16 +9,22 @@ import { resolveCors } from '../../cors.js';
 import { createHub, type CorsOption, type Hub, type HubOptions } from '../../index.js';
 import { createVerifier, MIN_KEY_BYTES, type TokenVerifier } from './auth.js';
 import { loadRedisBackplane } from './backplane.js';
+import { createClientErrorHandler } from './client-errors.js';
 import { DEFAULTS, type HubServerConfig } from './config.js';
+import { Exchanges, type TrackedExchange } from './exchanges.js';
 import { ConnectionCap, clientAddress } from './limits.js';
+import { listen } from './listen.js';
 import { METRICS_CONTENT_TYPE, renderMetrics, ServerCounters } from './metrics.js';
 import { createPublishHandler } from './publish.js';
+import { errorKind, RepeatedLog } from './repeated-log.js';
 import { respond } from './respond.js';
 import { createEventsEndpoint } from './subscribe.js';
 
 export interface HubServerOptions extends Partial<HubServerConfig> {
   /** Where logs go. Default: pino JSON lines on stdout at `logLevel`. */
   logger?: PinoLogger;
+  /** Milliseconds between two lines about one repeated failure (see RepeatedLog). Default 10 000. */
+  errorLogInterval?: number;
 }
 
 export interface HubServer {
@@ -28,17 +33,33 @@ export interface HubServer {
   /** `http://host:port`, with the port actually bound. */
   url: string;
   /**
-   * Graceful shutdown: stop accepting, send every client the `shutdownRetry` hint, end the streams,
-   * and resolve once everything is closed (cutting what remains after `shutdownTimeout`).
+   * Graceful shutdown: send every client the `shutdownRetry` hint and end the streams, answering
+   * whatever arrives meanwhile with "shutting down"; then stop listening, and resolve once
+   * everything is closed (cutting what remains after `shutdownTimeout`).
    */
   close(): Promise<void>;
 }
 
+/**
+ * After the streams have ended, the listener stays open until no request or connection has come
+ * for this long: a publisher between two requests then gets its 503 (and goes elsewhere) rather
+ * than a connection closed under the request it is sending.
+ */
+const DRAIN_QUIET_MS = 200;
+
+/**
+ * The end of the shutdown timeout kept for requests in progress when the listener closes (at most
+ * a tenth of the timeout): a client that never stopped sending through the drain should still get
+ * the answers to the requests it had sent.
+ */
+const LAST_PART_MS = 500;
+
 /** Starts a hub server and resolves once it listens. @throws StartupError for `--redis` problems. */
 export async function createHubServer(options: HubServerOptions = {}): Promise<HubServer> {
-  const { logger, ...overrides } = options;
+  const { logger, errorLogInterval = 10_000, ...overrides } = options;
   const config: HubServerConfig = { ...DEFAULTS, ...withoutUndefined(overrides) };
   const log = logger ?? pino({ name: 'serve-sse-hub', level: config.logLevel });
+  const errors = new RepeatedLog((fields, message) => log.error(fields, message), errorLogInterval);
 
   const hubOptions: HubOptions = { history: config.history, logger: log };
   if (config.redis !== undefined) hubOptions.backplane = await loadRedisBackplane(config.redis, config.redisKey, log);
@@ -53,6 +74,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   let closing = false;
   const isClosing = (): boolean => closing;
   const counters = new ServerCounters();
+  const exchanges = new Exchanges();
   const cap = new ConnectionCap(config.maxConnectionsPerIp);
   const events = createEventsEndpoint({
     hub,
@@ -70,21 +92,27 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     verifier: publisher,
     cors: cors === undefined ? undefined : resolveCors(cors, 'POST'),
     maxBody: config.maxBody,
+    bodyTimeout: config.bodyTimeout,
     trustProxy: config.trustProxy,
     log,
+    errors,
     closing: isClosing,
   });
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    res.once('close', () => counters.response(path, res.statusCode));
+    const exchange = exchanges.begin(req, res);
+    // A response whose head was never even composed (its client left first) is not one to count.
+    exchange.onDone(() => {
+      if (res.headersSent) counters.response(path, res.statusCode);
+    });
     // While draining, no connection is kept for another request: the server can close sooner.
     if (closing) res.setHeader('connection', 'close');
     const method = req.method ?? 'GET';
     switch (path) {
       case '/events':
         if (method === 'GET' || (method === 'OPTIONS' && cors !== undefined && req.headers['access-control-request-method'] !== undefined)) {
-          return subscribe(req, res);
+          return subscribe(req, res, exchange);
         }
         return method === 'OPTIONS' ? void res.writeHead(204, { allow: 'GET, OPTIONS' }).end() : notAllowed(res, method, path, 'GET');
       case '/publish':
@@ -92,49 +120,75 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
         return notAllowed(res, method, path, 'POST');
       case '/healthz':
         if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+        // Liveness only: a backplane outage must not get every instance restarted.
         return closing ? respond(res, 503, 'shutting down') : respond(res, 200, 'ok');
+      case '/readyz':
+        if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+        if (closing) return respond(res, 503, 'not ready: shutting down');
+        if (hub.stats().backplaneConnected === false) return respond(res, 503, 'not ready: the backplane is disconnected, so publishing would fail');
+        return respond(res, 200, 'ready');
       case '/metrics':
         if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
         return void res.end(renderMetrics(hub.stats(), counters));
       default:
-        return respond(res, 404, `no such endpoint: ${path.slice(0, 200)} (try GET /events, POST /publish, GET /healthz, GET /metrics)`);
+        return respond(res, 404, `no such endpoint: ${path.slice(0, 200)} (try GET /events, POST /publish, GET /healthz, GET /readyz, GET /metrics)`);
     }
   }
 
   /** The per-address cap, counted over the whole request, before any token is checked. */
-  function subscribe(req: IncomingMessage, res: ServerResponse): void {
+  function subscribe(req: IncomingMessage, res: ServerResponse, exchange: TrackedExchange): void {
     const address = clientAddress(req, config.trustProxy);
     if (!cap.take(address)) {
       log.info({ ip: address, max: config.maxConnectionsPerIp }, 'subscriber refused: too many connections from one address');
       return respond(res, 429, `too many event streams from ${address}: at most ${config.maxConnectionsPerIp} at once`);
     }
-    res.once('close', () => cap.release(address));
+    exchange.onDone(() => cap.release(address));
     events.handler(req, res);
   }
 
   function failed(res: ServerResponse, error: unknown): void {
-    log.error({ err: error }, 'request failed');
+    errors.report(`request failed ${errorKind(error)}`, { err: error }, 'request failed');
     if (!res.headersSent) respond(res, 500, 'internal error');
     else res.destroy();
   }
 
-  const server = createServer(route);
-  // A client that sends garbage gets a 400 from Node; it must not become an unhandled error.
-  server.on('clientError', (_error, socket) => socket.destroy());
-  server.listen(config.port, config.host);
+  // Node waits 60 s for a request head and 300 s for a whole request, and looks only every 30 s:
+  // a client that sends slowly, or stops half-way, holds its connection for minutes. Here a head
+  // must come within --body-timeout (else 408, from client-errors.ts), and a whole request within
+  // twice that: a backstop for bodies on other endpoints, behind /publish's own 408 (which comes
+  // first, with the endpoint counted). Checked often enough for the bound to hold within a second.
+  const headersTimeout = config.bodyTimeout;
+  const requestTimeout = 2 * config.bodyTimeout;
+  const server = createServer(
+    { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.round(config.bodyTimeout / 4))) },
+    route,
+  );
+  server.on('connection', () => exchanges.connected());
+  server.on(
+    'clientError',
+    createClientErrorHandler({
+      answerStarted: (socket) => exchanges.answerStarted(socket),
+      bodyArriving: (socket) => exchanges.bodyArriving(socket),
+      headersTimeout,
+      requestTimeout,
+      refused: (status, code) => {
+        counters.malformed(status);
+        log.debug({ status, code }, 'malformed request refused');
+      },
+    }),
+  );
   try {
-    await Promise.race([
-      once(server, 'listening'),
-      once(server, 'error').then(([error]) => {
-        throw error;
-      }),
-    ]);
+    await listen(server, config.port, config.host);
   } catch (error) {
     // A port in use, say: the hub (and its backplane connection) must not outlive the failure.
     await hub.close({ timeout: 0 });
+    errors.stop();
     throw error;
   }
+  // From now on a server error (EMFILE on accept, say) is logged, never thrown: without a listener
+  // it would be an uncaught exception and end the process.
+  server.on('error', (error: Error) => errors.report(`server error ${errorKind(error)}`, { err: error }, 'server error'));
   const { address, port } = server.address() as AddressInfo;
   const host = config.host === undefined ? 'localhost' : address.includes(':') ? `[${address}]` : address;
   const url = `http://${host}:${port}`;
@@ -145,19 +199,27 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     shutdown ??= (async () => {
       closing = true;
       const started = Date.now();
+      const left = (): number => Math.max(0, config.shutdownTimeout - (Date.now() - started));
+      // Kept for the end: requests in progress when the listener closes get to finish.
+      const lastPart = Math.min(LAST_PART_MS, Math.floor(config.shutdownTimeout / 10));
       log.info({ connections: hub.stats().connections, retry: config.shutdownRetry }, 'shutting down');
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       events.stop();
-      // Spread over [retry, 2 × retry): the clients of a stopping instance do not all land at once.
-      await hub.close({ retry: config.shutdownRetry, retryJitter: config.shutdownRetry, timeout: config.shutdownTimeout });
-      // Streams ended; what is left are keep-alive sockets and requests in flight.
-      server.closeIdleConnections();
-      const left = Math.max(0, config.shutdownTimeout - (Date.now() - started));
+      // The drain. The listener stays open meanwhile: /healthz and /readyz answer 503, late
+      // subscribers a retry hint, publishers 503, each with Connection: close; a closed port
+      // would tell them nothing. Spread over [retry, 2 × retry): the clients of a stopping
+      // instance do not all land at once.
+      await hub.close({ retry: config.shutdownRetry, retryJitter: config.shutdownRetry, timeout: config.shutdownTimeout - lastPart });
+      await exchanges.quiet(DRAIN_QUIET_MS, left() - lastPart);
+      // Stop listening; Node closes the idle keep-alive connections now, and each busy one after
+      // its answer (they all say Connection: close). What is still busy at the timeout is cut.
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([serverClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+      await Promise.race([serverClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, left())))]);
       clearTimeout(timer);
       server.closeAllConnections();
       await serverClosed;
+      errors.flush();
+      errors.stop();
       log.info({ durationMs: Date.now() - started }, 'stopped');
     })();
     return shutdown;
