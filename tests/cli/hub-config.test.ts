@@ -15,6 +15,8 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--max-connections-per-ip', 'SERVE_SSE_MAX_CONNECTIONS_PER_IP', '7', 7, 'maxConnectionsPerIp'],
   ['--history', 'SERVE_SSE_HISTORY', '50', 50, 'history'],
   ['--keep-alive', 'SERVE_SSE_KEEP_ALIVE', '5000', 5000, 'keepAlive'],
+  ['--slow-client-timeout', 'SERVE_SSE_SLOW_CLIENT_TIMEOUT', '4000', 4000, 'slowClientTimeout'],
+  ['--max-buffered', 'SERVE_SSE_MAX_BUFFERED', '1048576', 1048576, 'maxBuffered'],
   ['--shutdown-retry', 'SERVE_SSE_SHUTDOWN_RETRY', '3000', 3000, 'shutdownRetry'],
   ['--shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', '1000', 1000, 'shutdownTimeout'],
   ['--body-timeout', 'SERVE_SSE_BODY_TIMEOUT', '2500', 2500, 'bodyTimeout'],

@@ -32,6 +32,10 @@ export interface HubServerConfig {
   history: number;
   /** Milliseconds between keep-alive comments on idle streams. */
   keepAlive: number;
+  /** Milliseconds a subscriber may stay over 64 KiB unsent before it is disconnected as slow. */
+  slowClientTimeout: number;
+  /** Unsent bytes at which a subscriber is disconnected as slow at once. */
+  maxBuffered: number;
   /** Reconnection delay (ms) sent to every client at shutdown. */
   shutdownRetry: number;
   /** Longest a shutdown may take (ms) before the remaining connections are cut. */
@@ -57,6 +61,8 @@ export const DEFAULTS: HubServerConfig = {
   trustProxy: false,
   history: 1000,
   keepAlive: 15_000,
+  slowClientTimeout: 10_000,
+  maxBuffered: 2 * 1024 * 1024,
   shutdownRetry: 2000,
   shutdownTimeout: 10_000,
   bodyTimeout: 10_000,
@@ -102,6 +108,10 @@ const SETTINGS: readonly Setting[] = [
     'Take the client address from the last X-Forwarded-For entry (behind one reverse proxy). In the environment: 1/true or 0/false.'),
   setting('history', 'SERVE_SSE_HISTORY', 'N', (value, where) => integer(value, where, 0, MAX_INT), 'Events kept for replay after a reconnection (0: none). Default 1000.'),
   setting('keep-alive', 'SERVE_SSE_KEEP_ALIVE', 'MS', (value, where) => integer(value, where, 1, MAX_INT), 'Milliseconds between keep-alive comments on idle streams. Default 15000.'),
+  setting('slow-client-timeout', 'SERVE_SSE_SLOW_CLIENT_TIMEOUT', 'MS', (value, where) => integer(value, where, 1, MAX_INT),
+    'A subscriber that keeps more than 64 KiB unread for this long is disconnected (it resumes from its last id). Default 10000.'),
+  setting('max-buffered', 'SERVE_SSE_MAX_BUFFERED', 'BYTES', (value, where) => integer(value, where, 65536, MAX_INT),
+    'A subscriber with this much unread is disconnected at once: the most one can hold. Default 2097152 (2 MiB).'),
   setting('shutdown-retry', 'SERVE_SSE_SHUTDOWN_RETRY', 'MS', (value, where) => integer(value, where, 0, MAX_INT),
     'Reconnection delay sent to every client on SIGTERM/SIGINT, spread up to twice that so they do not all return at once. Default 2000.'),
   setting('shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', 'MS', (value, where) => integer(value, where, 0, MAX_INT),

@@ -81,6 +81,8 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     verifier: subscriber,
     cors,
     keepAlive: config.keepAlive,
+    slowClientTimeout: config.slowClientTimeout,
+    maxBuffered: config.maxBuffered,
     trustProxy: config.trustProxy,
     log,
     counters,

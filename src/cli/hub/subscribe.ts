@@ -18,6 +18,8 @@ export interface EventsOptions {
   verifier: TokenVerifier | undefined;
   cors: CorsOption | undefined;
   keepAlive: number;
+  slowClientTimeout: number;
+  maxBuffered: number;
   trustProxy: boolean;
   log: PinoLogger;
   counters: ServerCounters;
@@ -108,6 +110,8 @@ export function createEventsEndpoint(options: EventsOptions): EventsEndpoint {
     onConnect,
     cors: options.cors,
     keepAlive: options.keepAlive,
+    slowClientTimeout: options.slowClientTimeout,
+    maxBuffered: options.maxBuffered,
     // As a hub's own handler does: one slow client is disconnected (it resumes from its last
     // id), never waited for.
     onSlowClient: 'close',
