@@ -16,7 +16,7 @@ const EVENTS = 1000;
 const EVENT_SIZE = 16 * 1024;
 const CLIENTS = 60;
 /** Short, so that the test sees the cut; the rule is the same at the default 10 s. */
-const SLOW_CLIENT_TIMEOUT = 1000;
+const SLOW_CLIENT_TIMEOUT = 3000;
 
 const processes: HubProcess[] = [];
 const sockets: Socket[] = [];
@@ -33,12 +33,17 @@ async function replayToNonReaders(config: HubProcessConfig, path: string): Promi
   const ids = await hub.publish('quiet', EVENTS, EVENT_SIZE);
   const before = await hub.memory();
   for (let n = 0; n < CLIENTS; n++) sockets.push(await neverReads(hub.url, path, { 'Last-Event-ID': ids[0]! }));
-  await waitFor(async () => (await hub.stats()).connections === CLIENTS, 10_000, 'every client to subscribe');
-  // Measured while every client is connected and owed most of a 16 MiB replay.
+  // On a loaded machine the first may be cut before the last has connected: they count as served.
+  await waitFor(async () => {
+    const { connections, evicted } = await hub.stats();
+    return Number(connections) + Number(evicted) === CLIENTS;
+  }, 20_000, 'every client to subscribe');
+  const connected = (await hub.stats()).connections;
+  // Measured while the clients are connected and owed most of a 16 MiB replay each.
   const held = await hub.memory();
   const heapGrowth = held.heap - before.heap;
   const rssGrowth = held.rss - before.rss;
-  const figures = `${CLIENTS} clients owed ${mib(EVENTS * EVENT_SIZE)} each: heap+external +${mib(heapGrowth)}, RSS +${mib(rssGrowth)}`;
+  const figures = `${String(connected)} clients connected, owed ${mib(EVENTS * EVENT_SIZE)} each: heap+external +${mib(heapGrowth)}, RSS +${mib(rssGrowth)}`;
   // One copy per client would be 60 × 16 MiB; shared with the history, it is next to nothing.
   assert.ok(heapGrowth < 64 * MiB, `replays are shared with the history, not copied: ${figures}`);
   assert.ok(rssGrowth < 128 * MiB, `RSS: ${figures}`);
