@@ -1,6 +1,7 @@
+import { sharedPer, TickingSet } from './ticking-set.js';
+
 /**
- * Keep-alive comments for many connections on one timer. A timer per connection costs a handle
- * and a closure each; at tens of thousands of clients that is real memory and scheduling work.
+ * Keep-alive comments for many connections on one timer ({@link TickingSet}).
  *
  * The timer ticks {@link STEPS} times per interval, and each stream remembers the tick of its
  * last write (a number, set on every write). A stream gets a comment on the tick that would
@@ -19,12 +20,18 @@ export interface HeartbeatMember {
 }
 
 export class Heartbeat {
-  readonly #members = new Set<HeartbeatMember>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #members: TickingSet<HeartbeatMember>;
   /** Ticks so far: what streams stamp their writes with. */
   ticks = 0;
 
-  constructor(readonly intervalMs: number) {}
+  constructor(readonly intervalMs: number) {
+    this.#members = new TickingSet(intervalMs / STEPS, (members) => {
+      const ticks = ++this.ticks;
+      // Deleting during iteration is safe for a Set: a member closed by its own heartbeat (a slow
+      // client over its limit) simply leaves.
+      for (const member of members) member.heartbeat(ticks);
+    });
+  }
 
   get size(): number {
     return this.#members.size;
@@ -32,27 +39,11 @@ export class Heartbeat {
 
   add(member: HeartbeatMember): void {
     this.#members.add(member);
-    if (this.#timer === undefined) {
-      this.#timer = setInterval(this.#beat, this.intervalMs / STEPS);
-      // Open sockets keep a server alive; the heartbeat alone should not keep a process alive.
-      (this.#timer as { unref?: () => void }).unref?.();
-    }
   }
 
   delete(member: HeartbeatMember): void {
     this.#members.delete(member);
-    if (this.#members.size === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
   }
-
-  readonly #beat = (): void => {
-    const ticks = ++this.ticks;
-    // Deleting during iteration is safe for a Set: a member closed by its own heartbeat (a slow
-    // client over its limit) simply leaves.
-    for (const member of this.#members) member.heartbeat(ticks);
-  };
 }
 
 /**
@@ -67,10 +58,5 @@ const shared = new Map<number, Heartbeat>();
 
 /** The process-wide heartbeat for one interval: every stream with the same `keepAlive` shares it. */
 export function sharedHeartbeat(intervalMs: number): Heartbeat {
-  let heartbeat = shared.get(intervalMs);
-  if (heartbeat === undefined) {
-    heartbeat = new Heartbeat(intervalMs);
-    shared.set(intervalMs, heartbeat);
-  }
-  return heartbeat;
+  return sharedPer(shared, intervalMs, (interval) => new Heartbeat(interval));
 }
