@@ -19,30 +19,19 @@ export interface HeartbeatMember {
   heartbeat(ticks: number): void;
 }
 
-export class Heartbeat {
-  readonly #members: TickingSet<HeartbeatMember>;
+export class Heartbeat extends TickingSet<HeartbeatMember> {
   /** Ticks so far: what streams stamp their writes with. */
   ticks = 0;
 
   constructor(readonly intervalMs: number) {
-    this.#members = new TickingSet(intervalMs / STEPS, (members) => {
-      const ticks = ++this.ticks;
-      // Deleting during iteration is safe for a Set: a member closed by its own heartbeat (a slow
-      // client over its limit) simply leaves.
-      for (const member of members) member.heartbeat(ticks);
-    });
+    super(intervalMs / STEPS);
   }
 
-  get size(): number {
-    return this.#members.size;
-  }
-
-  add(member: HeartbeatMember): void {
-    this.#members.add(member);
-  }
-
-  delete(member: HeartbeatMember): void {
-    this.#members.delete(member);
+  protected tick(members: Iterable<HeartbeatMember>): void {
+    const ticks = ++this.ticks;
+    // Deleting during iteration is safe for a Set: a member closed by its own heartbeat (a slow
+    // client over its limit) simply leaves.
+    for (const member of members) member.heartbeat(ticks);
   }
 }
 

@@ -17,28 +17,15 @@ export interface SlowMember {
   checkSlow(now: number): boolean;
 }
 
-export class SlowWatch {
-  readonly #members: TickingSet<SlowMember>;
-
+export class SlowWatch extends TickingSet<SlowMember> {
   constructor(readonly timeoutMs: number) {
     // Ten checks per timeout: a slow client is cut within 1.1 × the timeout (and a second at most).
-    const tick = Math.min(1000, Math.max(10, Math.round(timeoutMs / 10)));
-    this.#members = new TickingSet(tick, (members) => {
-      const now = performance.now();
-      for (const member of members) if (!member.checkSlow(now)) this.#members.delete(member);
-    });
+    super(Math.min(1000, Math.max(10, Math.round(timeoutMs / 10))));
   }
 
-  get size(): number {
-    return this.#members.size;
-  }
-
-  add(member: SlowMember): void {
-    this.#members.add(member);
-  }
-
-  delete(member: SlowMember): void {
-    this.#members.delete(member);
+  protected tick(members: Iterable<SlowMember>): void {
+    const now = performance.now();
+    for (const member of members) if (!member.checkSlow(now)) this.delete(member);
   }
 }
 

@@ -4,15 +4,14 @@
  * many members, rather than one each: at tens of thousands of streams that is real memory and
  * scheduling work, and neither needs per-member precision.
  */
-export class TickingSet<T> {
+export abstract class TickingSet<T> {
   readonly #members = new Set<T>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  /** `tick` is called every `periodMs` while there are members; it may delete members as it goes. */
-  constructor(
-    readonly periodMs: number,
-    readonly tick: (members: Iterable<T>) => void,
-  ) {}
+  constructor(readonly periodMs: number) {}
+
+  /** Called every `periodMs` while there are members; it may delete members as it goes. */
+  protected abstract tick(members: Iterable<T>): void;
 
   get size(): number {
     return this.#members.size;
