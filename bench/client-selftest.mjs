@@ -6,7 +6,8 @@
 // synthetic streams: LF, CRLF and CR line endings, comment-only blocks, `data` without a colon,
 // a BOM, and random streams; each fed whole, split at every byte offset, byte by byte, and in
 // random pieces; both close-delimited and in chunked framing with awkward chunk sizes. On
-// sampled connections the publish timestamps the parser reads must match the oracle's data too.
+// sampled connections the publish timestamps the parser reads must match the oracle's data too,
+// and with `onEvent` (the replay storm's id check) so must each event's id.
 // Exits 1 on any mismatch.
 import { createParser } from 'eventsource-parser';
 import { SseResponseParser } from './lib/sse-parser.mjs';
@@ -38,6 +39,7 @@ function oracle(body) {
   if (text.endsWith('\r')) text += '\n';
   parser.feed(text);
   const timestamps = [];
+  const ids = events.map(({ id }) => idNumber(id));
   for (const { data } of events) {
     // The client's rule: the first digits of the first data line that has any.
     const digits = data
@@ -46,15 +48,24 @@ function oracle(body) {
       .find(Boolean);
     if (digits && Number(digits[0]) > 0) timestamps.push(Number(digits[0]));
   }
-  return { count: events.length, timestamps };
+  return { count: events.length, timestamps, ids };
+}
+
+/** The client's rule for ids: digits and dashes only, the number after the last dash (up to 15 digits); else -1. */
+function idNumber(id) {
+  if (id === undefined || !/^[\d-]*\d$/.test(id)) return -1;
+  const tail = id.slice(id.lastIndexOf('-') + 1);
+  return tail.length <= 15 ? Number(tail) : -1;
 }
 
 /** Feeds `pieces` (the whole response, head included) to the client's parser. */
-function parse(pieces, sampled) {
+function parse(pieces, sampled, withIds = false) {
   let head = null;
   let count = 0;
   const timestamps = [];
+  const ids = [];
   const parser = new SseResponseParser({
+    onEvent: withIds ? (id) => ids.push(id) : undefined,
     sampled,
     onHead: (ok) => {
       if (head !== null) throw new Error('onHead called twice');
@@ -63,7 +74,7 @@ function parse(pieces, sampled) {
     onSample: (timestampUs) => timestamps.push(timestampUs),
   });
   for (const piece of pieces) count += parser.onData(piece);
-  return { head, count, timestamps: sampled ? timestamps : [] };
+  return { head, count, timestamps: sampled ? timestamps : [], ...(withIds ? { ids } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,10 +135,11 @@ function checkBody(name, body, { expectCount, everyOffset = true, random }) {
   for (const [framing, response] of framings) {
     for (const [how, pieces] of splittings(response, random)) {
       if (!everyOffset && how.startsWith('split at')) continue;
-      for (const sampled of [false, true]) {
-        const got = parse(pieces, sampled);
-        const label = `${name} / ${framing} / ${how}${sampled ? ' / sampled' : ''}`;
-        if (!check(label, got, { head: true, count: want.count, timestamps: sampled ? want.timestamps : [] })) return;
+      for (const [sampled, withIds] of [[false, false], [true, false], [false, true]]) {
+        const got = parse(pieces, sampled, withIds);
+        const label = `${name} / ${framing} / ${how}${sampled ? ' / sampled' : ''}${withIds ? ' / ids' : ''}`;
+        const expected = { head: true, count: want.count, timestamps: sampled ? want.timestamps : [], ...(withIds ? { ids: want.ids } : {}) };
+        if (!check(label, got, expected)) return;
       }
     }
   }
@@ -176,6 +188,16 @@ const CASES = [
   { name: 'two BOMs', text: '\uFEFF\uFEFFdata: 7\n\ndata: 8\n\n', expectCount: 1 },
   { name: 'not quite a BOM', bytes: Buffer.from([0xef, 0xbb, ...Buffer.from('data: 7\n\ndata: 8\n\n')]), expectCount: 1 },
   { name: 'UTF-8 data', text: 'data: é€😀 42\n\nevent: ü\ndata\n\n', expectCount: 2 },
+  {
+    name: 'ids',
+    text:
+      'id: 1700000000000-901\nevent: bench\ndata: x\n\nid:902\ndata: y\n\ndata: no id\n\nid: 7\n\ndata: id lost with its block\n\n' +
+      'id\ndata: empty\n\nid:\ndata: empty\n\nid:  3\ndata: two spaces\n\nid: a-1\ndata: x\n\nid: 5-\ndata: x\n\n' +
+      'id: 1-2-3\nid: 44\ndata: last wins\n\nid: 6\nid: 9\u0000\ndata: NUL ignored\n\nidx: 1\ndata: x\n\nId: 1\ndata: x\n\n' +
+      `id: ${'1'.repeat(16)}\ndata: too long\n\nid: ${'1'.repeat(15)}\ndata: fifteen\n\n`,
+    expectCount: 15,
+  },
+  { name: 'ids, CRLF', text: withEndings('id: 1-2\ndata: x\n\nid: 3\ndata: y\n\nid\ndata: z\n\n', '\r\n'), expectCount: 3 },
   { name: 'long line', text: `data: 123${'x'.repeat(3000)}\n\n: ${'y'.repeat(3000)}\n\n`, expectCount: 1, everyOffset: false },
   { name: 'empty body', text: '', expectCount: 0 },
 ];
@@ -186,7 +208,8 @@ const CASES = [
 const LINES = [
   '', '', '', 'data: 123', 'data:456 x', 'data: "789"', 'data', 'data:', 'data: ', 'data:0', 'dat', 'datum: 1',
   'Data: 1', ' data: 1', ': comment', ':', 'event: bench', 'id: 42', 'retry: 10', 'x', 'data: é€ 77', 'data:\u0000',
-  `data: ${'9'.repeat(15)}`,
+  `data: ${'9'.repeat(15)}`, 'id: 1700000000000-901', 'id:7', 'id', 'id:', 'id: x-1', 'id: 8-', 'id:  3', 'id:4\u0000',
+  'idx: 1', 'i', 'Id: 2', 'id: 1-2-3',
 ];
 const ENDINGS = ['\n', '\n', '\n', '\r\n', '\r'];
 

@@ -185,10 +185,173 @@ function connectOneAndLeave({ port, path, timeoutMs }) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// The replay storm.
+
+const stormSockets = new Set();
+
+function request(path, port, lastEventId) {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n` +
+    `Cache-Control: no-cache\r\nLast-Event-ID: ${lastEventId}\r\n\r\n`
+  );
+}
+
+/**
+ * The readers of a replay storm: `count` connections sending `Last-Event-ID: lastEventId`, each of
+ * which must then receive exactly `events` events numbered `firstSeq`, `firstSeq + 1`, ... (the
+ * number its id ends with), in order. Connections are opened as fast as the server answers them,
+ * with at most `window` waiting for their response head: the server's listen backlog (511) holds
+ * only so many, and a SYN dropped past it is retried a second later, which would measure the
+ * kernel's timer, not the server. Resolves once every connection has caught up or failed (a
+ * wrong or extra id, closed early, no head), or at `timeoutMs`.
+ */
+function storm({ port, path, count, window = 400, lastEventId, firstSeq, events, timeoutMs = 60_000, headTimeoutMs = 15_000 }) {
+  const cpuAtStart = process.cpuUsage();
+  const started = performance.now();
+  const conns = [];
+  let launched = 0;
+  let waitingForHead = 0;
+  let settled = 0;
+  let heads = 0;
+  let received = 0;
+  let lastHeadMs = 0;
+  let lastCaughtUpMs = 0;
+  let finished = false;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(true), timeoutMs);
+
+    function settle(conn) {
+      if (conn.settled) return;
+      conn.settled = true;
+      if (++settled === count) finish(false);
+    }
+
+    function finish(timedOut) {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      const tally = { caughtUp: 0, wrongOrder: 0, extra: 0, short: 0, noHead: 0, closedEarly: 0 };
+      for (const c of conns) {
+        if (!c.head) tally.noHead++;
+        else if (c.wrong) tally.wrongOrder++;
+        else if (c.got > events) tally.extra++;
+        else if (c.got === events) tally.caughtUp++;
+        else tally.short++;
+        if (c.head && c.closed && c.got < events) tally.closedEarly++;
+      }
+      resolve({
+        count,
+        launched,
+        heads,
+        ...tally,
+        received,
+        timedOut,
+        connectMs: lastHeadMs - started,
+        caughtUpMs: lastCaughtUpMs - started,
+        ms: performance.now() - started,
+        cpuUs: (({ user, system }) => user + system)(process.cpuUsage(cpuAtStart)),
+      });
+    }
+
+    function launch() {
+      while (!finished && waitingForHead < window && launched < count) openOne();
+    }
+
+    function openOne() {
+      launched++;
+      waitingForHead++;
+      const conn = { head: false, got: 0, next: firstSeq, wrong: false, closed: false, settled: false };
+      conns.push(conn);
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      stormSockets.add(socket);
+      const headTimer = setTimeout(() => parser.fail(), headTimeoutMs);
+      const parser = new SseResponseParser({
+        onHead: (ok) => {
+          clearTimeout(headTimer);
+          waitingForHead--;
+          if (ok) {
+            conn.head = true;
+            heads++;
+            lastHeadMs = performance.now();
+          } else {
+            socket.destroy();
+            settle(conn);
+          }
+          launch();
+        },
+        onEvent: (id) => {
+          received++;
+          conn.got++;
+          if (id !== conn.next++ && !conn.wrong) {
+            conn.wrong = true;
+            settle(conn);
+          } else if (conn.got === events && !conn.wrong) {
+            lastCaughtUpMs = performance.now();
+            settle(conn);
+          }
+        },
+      });
+      socket.on('data', (buf) => parser.onData(buf));
+      socket.on('connect', () => socket.write(request(path, port, lastEventId)));
+      socket.on('error', () => parser.fail());
+      socket.on('close', () => {
+        stormSockets.delete(socket);
+        conn.closed = true;
+        parser.fail();
+        settle(conn);
+      });
+    }
+
+    if (count === 0) finish(false);
+    else launch();
+  });
+}
+
+/**
+ * Clients that send their request and never read a byte: paused before they connect, so Node
+ * never starts reading them, and what the server sends piles up in the kernel's buffers and then
+ * in the server. Resolves once every request is written (or failed), or at `timeoutMs`.
+ */
+function stall({ port, path, count, lastEventId, timeoutMs = 20_000 }) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let written = 0;
+    let failed = 0;
+    const done = () => {
+      if (written + failed < count) return;
+      clearTimeout(timer);
+      resolve({ written, failed, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => {
+      failed = count - written;
+      done();
+    }, timeoutMs);
+    if (count === 0) done();
+    for (let k = 0; k < count; k++) {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.pause();
+      stormSockets.add(socket);
+      let counted = false;
+      const count1 = (ok) => {
+        if (counted) return;
+        counted = true;
+        ok ? written++ : failed++;
+        done();
+      };
+      socket.on('connect', () => socket.write(request(path, port, lastEventId), (error) => count1(!error)));
+      socket.on('error', () => count1(false));
+      socket.on('close', () => stormSockets.delete(socket));
+    }
+  });
+}
+
 function closeAll() {
-  const count = open.size;
+  const count = open.size + stormSockets.size;
   for (const socket of open) socket.destroy();
+  for (const socket of stormSockets) socket.destroy();
   open.clear();
+  stormSockets.clear();
   return { closed: count };
 }
 
@@ -223,6 +386,8 @@ const commands = {
   expect: ({ deliveries }) => (resetTotals(deliveries), {}),
   report: () => report(),
   churn: (msg) => churn(msg),
+  storm: (msg) => storm(msg),
+  stall: (msg) => stall(msg),
   closeAll: () => closeAll(),
 };
 

@@ -50,6 +50,7 @@ function scenarios({ quick, big }) {
       { kind: 'fanout', name: 'paced 1k×100 @50/s', clients: 1_000, events: 100, rate: 50 },
       { kind: 'idle', name: 'idle 2k', clients: 2_000 },
       { kind: 'churn', name: 'churn 1k', cycles: 1_000 },
+      ...replayStorms({ clients: 1_000, stalled: 10 }),
     ];
   }
   return [
@@ -64,6 +65,82 @@ function scenarios({ quick, big }) {
     { kind: 'idle', name: 'idle 10k', clients: 10_000 },
     ...(big ? [{ kind: 'idle', name: 'idle 50k', clients: 50_000 }] : []),
     { kind: 'churn', name: 'churn 5k', cycles: 5_000 },
+    ...replayStorms({ clients: 10_000, stalled: 100, big: 1_000 }),
+  ];
+}
+
+// The replay storm (issue 10): the moment after a restart or a network blip, when every client
+// comes back at once with a `Last-Event-ID` and is owed what it missed. Hub-only in spirit:
+// better-sse keeps no history and cannot replay by id; `raw` gets the least a hand-written
+// replay can be (servers/raw-replay.mjs: a ring of framed Buffers, written as they are), as the
+// baseline the hub's figures are compared with, as in the fan-outs.
+const REPLAY_VARIANTS = ['hub', 'raw'];
+const SERVER_FILE = { 'replay/raw': 'raw-replay' };
+const HISTORY = 1_000; // the hub's default history: what it replays from unless told otherwise
+const OWED = 100;
+const HIGH_WATER_MARK = 65_536; // the hub's default, which the bench keeps
+// The non-readers' events must be large enough that a replay of 100 overflows the kernel: on
+// Linux loopback a socket whose peer never reads takes about 4 MiB (the sender's buffer grows to
+// tcp_wmem's 4 MiB maximum, plus the receiver's window) before anything stays in the server. 16
+// KiB events (1.6 MiB) vanish into it whole; 64 KiB events (6.4 MiB) leave 2.4 MiB per client to
+// the server: what it does with them is the question.
+const STALL_EVENT = 65_536;
+const EVENT = 1_024;
+const BIG_EVENT = 16_384;
+// Readers waiting for their response head, at most: with the non-readers, under the listen backlog
+// (511), so no SYN is dropped and retried a second later (that would time the kernel's timer).
+const CONNECT_WINDOW = 400;
+
+function replayStorms({ clients, stalled, big }) {
+  const k = `${clients / 1000}k`;
+  return [
+    // 1,000 events of 1 KiB (the whole default history, 1 MiB), each client 100 back: 100 KiB each,
+    // 1 GB for 10,000, so that replay is most of the bytes; still within what the kernel's socket
+    // buffers take from a reader, so the pace is the server's (and, here, the connect rate's).
+    {
+      kind: 'replay',
+      name: `replay storm ${k}`,
+      clients,
+      variants: REPLAY_VARIANTS,
+      history: [{ topic: 'bench', count: HISTORY, size: EVENT }],
+      resumeAfter: HISTORY - OWED, // the id the clients send: that of event 900
+      readers: { topic: 'bench', firstSeq: HISTORY - OWED + 1, eventSize: EVENT },
+    },
+    // 16 KiB events: a replay is 1.6 MiB, and bytes, not events, are the work. Fewer clients: at
+    // 10,000 it would be 16 GB through loopback, past what the kernel lets TCP hold here
+    // (tcp_mem, about 2 GiB), so the rest would wait in the server; the code before issue 10
+    // copies each replay per client, and could need twice that, more than this machine has.
+    ...(big
+      ? [
+          {
+            kind: 'replay',
+            name: `replay storm ${big / 1000}k, 16 KiB events`,
+            clients: big,
+            variants: REPLAY_VARIANTS,
+            history: [{ topic: 'bench', count: HISTORY, size: BIG_EVENT }],
+            resumeAfter: HISTORY - OWED,
+            readers: { topic: 'bench', firstSeq: HISTORY - OWED + 1, eventSize: BIG_EVENT },
+          },
+        ]
+      : []),
+    // The same, but `stalled` of the clients read nothing, on a topic of their own whose 100 events
+    // are 64 KiB: every client sends the id of event 800; a reader is owed events 901–1000 of
+    // `bench`, a non-reader events 801–900 of `big` (6.4 MiB). The history: 1,000 events, 7.3 MiB.
+    {
+      kind: 'replay-stall',
+      name: `replay storm ${k}, ${stalled} never read`,
+      clients,
+      stalled,
+      variants: REPLAY_VARIANTS,
+      history: [
+        { topic: 'bench', count: HISTORY - 2 * OWED, size: EVENT },
+        { topic: 'big', count: OWED, size: STALL_EVENT },
+        { topic: 'bench', count: OWED, size: EVENT },
+      ],
+      resumeAfter: HISTORY - 2 * OWED,
+      readers: { topic: 'bench', firstSeq: HISTORY - OWED + 1, eventSize: EVENT },
+      nonReaders: { topic: 'big', eventSize: STALL_EVENT },
+    },
   ];
 }
 
@@ -75,6 +152,10 @@ const TIMEOUT = {
   delivery: 90_000, // every event to reach every client
   churn: 90_000,
   drain: 15_000, // the server to notice churned clients are gone
+  storm: 90_000, // every client of a replay storm to catch up
+  // Non-readers to be disconnected: the hub's default slowClientTimeout (10 s) from the storm,
+  // plus as much again for the storm itself to pass.
+  eviction: 20_000,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -118,8 +199,8 @@ function maxClients() {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-async function startServer(variant) {
-  const server = new Child(join(here, 'servers', `${variant}.mjs`), `${variant} server`);
+async function startServer(variant, file = variant) {
+  const server = new Child(join(here, 'servers', `${file}.mjs`), `${variant} server`);
   const ready = await server.waitFor('ready', TIMEOUT.ready);
   if (!ready) throw new Error(`${variant} server did not start${server.stderrTail()}`);
   server.port = ready.port;
@@ -234,14 +315,159 @@ async function churn({ server, client }, { cycles }) {
   };
 }
 
-const SCENARIO = { fanout: fanOut, idle, churn };
+/**
+ * The replay storm: the server publishes its history before anyone connects, then every client
+ * connects at once with a `Last-Event-ID` (as fast as the server answers, at most 400 waiting for
+ * a head) and must receive exactly the events it is owed, in order, checked by id. With
+ * `stalled`, that many more clients, from a second client process, send their request at the
+ * same moment and never read. From before the first connection to the end, the server samples
+ * its RSS every 50 ms and every socket's unsent bytes every 250 ms (servers/harness.mjs,
+ * `stormProbe`).
+ */
+async function replayStorm({ server, client, variant }, scenario) {
+  const notes = [];
+  const stalled = scenario.stalled ?? 0;
+  const readers = scenario.clients - stalled;
+  const { ids } = await server.request('seed', { groups: scenario.history }, 30_000);
+  const resumeId = ids[scenario.resumeAfter - 1];
+  const idNumber = (id) => Number(id.slice(id.lastIndexOf('-') + 1));
+  const firstSeq = idNumber(ids[scenario.readers.firstSeq - 1]);
+  const { statsBefore } = await server.request('stormStart', { evictions: stalled });
+  if (statsBefore && statsBefore.history !== HISTORY) notes.push(`the hub holds ${statsBefore.history} events, not ${HISTORY}`);
+
+  let stallClient;
+  try {
+    let stall = Promise.resolve({ written: 0, failed: 0 });
+    if (stalled) {
+      stallClient = await startClient();
+      const path = `/events?topic=${scenario.nonReaders.topic}`;
+      stall = stallClient.request('stall', { port: server.port, path, count: stalled, lastEventId: resumeId }, TIMEOUT.connect);
+    }
+    const storm = await client.request(
+      'storm',
+      {
+        port: server.port,
+        path: `/events?topic=${scenario.readers.topic}`,
+        count: readers,
+        lastEventId: resumeId,
+        firstSeq,
+        events: OWED,
+        window: CONNECT_WINDOW,
+        timeoutMs: TIMEOUT.storm,
+      },
+      TIMEOUT.storm + 5_000,
+    );
+    // At once: the server's CPU clock stops when the last client has caught up.
+    const caughtUp = await server.request('stormCaughtUp');
+    const stallResult = await stall;
+    if (stallResult.failed) notes.push(`${stallResult.failed} of ${stalled} non-readers failed to send their request`);
+    if (storm.timedOut) notes.push(`timed out after ${TIMEOUT.storm / 1000} s with ${storm.caughtUp} of ${readers} caught up`);
+    if (storm.noHead) notes.push(`${storm.noHead} of ${readers} clients got no 200 head`);
+    if (storm.wrongOrder) notes.push(`${storm.wrongOrder} clients got an id out of order`);
+    if (storm.extra) notes.push(`${storm.extra} clients got more than ${OWED} events`);
+    if (storm.short) notes.push(`${storm.short} clients got fewer than ${OWED} events${storm.closedEarly ? ` (${storm.closedEarly} closed by the server)` : ''}`);
+    const evictedByNow = caughtUp.stats ? caughtUp.stats.evicted - statsBefore.evicted : 0;
+    if (caughtUp.connections + evictedByNow < scenario.clients) {
+      notes.push(`the server held ${caughtUp.connections} of ${scenario.clients} connections when the readers had caught up (${evictedByNow} evicted)`);
+    }
+    if (storm.cpuUs > 0.9 * storm.ms * 1000) notes.push(`the load client used ${(storm.cpuUs / 1000 / storm.ms).toFixed(2)} of a core: it may have limited the pace`);
+
+    // Non-readers: are they disconnected, and when (the probe notes the moment, within 50 ms)?
+    // Only the hub has a rule for them; the raw server holds them until they go (and they never
+    // go), so it is not waited for.
+    let evicted = null;
+    if (stalled && caughtUp.stats) {
+      const deadline = Date.now() + TIMEOUT.eviction;
+      for (;;) {
+        evicted = (await server.request('stats')).evicted - statsBefore.evicted;
+        if (evicted >= stalled || Date.now() >= deadline) break;
+        await sleep(250);
+      }
+      if (evicted < stalled) notes.push(`${evicted} of ${stalled} non-readers disconnected within ${TIMEOUT.eviction / 1000} s of the readers catching up`);
+    }
+    const stop = await server.request('stormStop');
+    const evictedAfterS = stop.evictedAtS;
+    const replayed = storm.received;
+    const largestEvent = Math.max(scenario.readers.eventSize, scenario.nonReaders?.eventSize ?? 0);
+    return {
+      clients: scenario.clients,
+      readers,
+      stalled,
+      owed: OWED,
+      resumeId,
+      caughtUpSeconds: storm.caughtUpMs / 1000,
+      connectsPerSec: storm.heads / (storm.connectMs / 1000),
+      deliveredPct: (100 * storm.caughtUp) / readers,
+      replayed,
+      cpuUsPerReplayed: caughtUp.cpu.totalUs / replayed,
+      serverCpuUs: caughtUp.cpu.totalUs,
+      clientCpuUs: storm.cpuUs,
+      rssBeforeMiB: stop.rssBefore / 2 ** 20,
+      peakRssMiB: stop.peakRss / 2 ** 20,
+      rssGrowthMiB: (stop.peakRss - stop.rssBefore) / 2 ** 20,
+      peakUnsentKiB: stop.peakUnsentPerSocket / 1024,
+      peakUnsentTotalMiB: stop.peakUnsentTotal / 2 ** 20,
+      // The lead's design: a client holds at most the high-water mark plus one event unsent in the
+      // server (the event framed: its data plus under 100 bytes of id, type and chunk framing).
+      unsentBoundKiB: variant === 'hub' ? unsentBound(largestEvent) / 1024 : undefined,
+      readerEventSize: scenario.readers.eventSize,
+      nonReaderEventSize: scenario.nonReaders?.eventSize,
+      evicted,
+      evictedAfterS,
+      storm,
+      stall: stallResult,
+      caughtUp,
+      probe: stop,
+      notes,
+    };
+  } finally {
+    await stallClient?.stop();
+  }
+}
+
+/** Unsent bytes the design lets one client hold in the server: the high-water mark and one framed event. */
+function unsentBound(eventSize) {
+  return HIGH_WATER_MARK + eventSize + 100;
+}
+
+/**
+ * The hub's storm rows against the design's bound: every client at most the high-water mark plus
+ * one event unsent, so the RSS growth at most that for every client plus what a connection costs
+ * anyway (the idle row's RSS per connection, when it ran in the same run). Loose where readers
+ * are many (each could be that far behind; they rarely are), tight per client.
+ */
+function replayBounds(results) {
+  const idle = results.find((r) => r.kind === 'idle' && r.variant === 'hub' && !r.error);
+  const lines = [];
+  for (const r of results) {
+    if (!r.kind?.startsWith('replay') || r.variant !== 'hub' || r.error) continue;
+    const kib = (bytes) => (bytes / 1024).toFixed(0);
+    const perClient = `${kib(unsentBound(r.readerEventSize))} KiB${r.stalled ? ` (${kib(unsentBound(r.nonReaderEventSize))} KiB for a non-reader)` : ''}`;
+    const unsentMiB = (r.readers * unsentBound(r.readerEventSize) + r.stalled * unsentBound(r.nonReaderEventSize ?? 0)) / 2 ** 20;
+    const overheadMiB = idle ? (r.clients * idle.rssKiBPerConn) / 1024 : undefined;
+    const boundMiB = unsentMiB + (overheadMiB ?? 0);
+    lines.push(
+      `- ${r.scenario} / hub: peak unsent ${r.peakUnsentKiB.toFixed(0)} KiB per client, bound ${perClient} ` +
+        `(high-water mark 64 KiB + one event): ${r.peakUnsentKiB <= r.unsentBoundKiB ? 'within' : 'EXCEEDED'}. ` +
+        `RSS growth ${r.rssGrowthMiB.toFixed(0)} MiB, bound ${boundMiB.toFixed(0)} MiB = ${unsentMiB.toFixed(0)} MiB unsent at most` +
+        (overheadMiB === undefined
+          ? ' (plus what the connections cost: run the idle row to have it counted)'
+          : ` + ${r.clients.toLocaleString('en-US')} × ${idle.rssKiBPerConn.toFixed(1)} KiB per connection (idle row)`) +
+        `: ${r.rssGrowthMiB <= boundMiB ? 'within' : overheadMiB === undefined ? 'over the unsent share alone' : 'EXCEEDED'}.`,
+    );
+  }
+  return lines;
+}
+
+const SCENARIO = { fanout: fanOut, idle, churn, replay: replayStorm, 'replay-stall': replayStorm };
 
 /** One scenario for one variant, on fresh processes that are always stopped afterwards. */
 async function runOne(scenario, variant) {
   const started = performance.now();
   let procs = {};
   try {
-    procs = { server: await startServer(variant), client: await startClient() };
+    const file = SERVER_FILE[`${scenario.kind.split('-')[0]}/${variant}`] ?? variant;
+    procs = { server: await startServer(variant, file), client: await startClient(), variant };
     return { ...(await SCENARIO[scenario.kind](procs, scenario)) };
   } catch (err) {
     return { error: String(err?.message ?? err), notes: [] };
@@ -271,7 +497,7 @@ async function main() {
   const started = performance.now();
   const results = [];
   for (const scenario of list) {
-    for (const variant of flags.only) {
+    for (const variant of flags.only.filter((v) => !scenario.variants || scenario.variants.includes(v))) {
       const r = await runOne(scenario, variant);
       results.push({ scenario: scenario.name, kind: scenario.kind, variant, ...r });
     }
@@ -291,10 +517,12 @@ async function main() {
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
   const redisTable = redis && renderRedisTable(redis);
   if (redis) console.log(`\n${redisTable}\n`);
+  const bounds = replayBounds(results);
+  if (bounds.length) console.log(`Replay storms (hub and raw only: better-sse keeps no history), the hub against its design's bound:\n${bounds.join('\n')}\n`);
   if (problems.length) console.log(`Problems:\n${problems.join('\n')}\n`);
   console.log(
     `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
-      `${PAYLOAD}-byte events, ${seconds.toFixed(0)} s.`,
+      `${PAYLOAD}-byte events in the fan-outs, ${seconds.toFixed(0)} s.`,
   );
 
   const out = join(here, 'results');
@@ -308,6 +536,7 @@ async function main() {
     seconds,
     results,
     table,
+    bounds,
     hubServer,
     hubServerTable,
     redis,

@@ -11,6 +11,12 @@
 // connections. A line, a chunk-size line or the BOM can be split anywhere between reads:
 // everything needed to resume lives in the instance.
 //
+// With `onEvent`, it also reads each event's id (the replay storm checks that every client
+// gets exactly the events it is owed, in order): only the number after the id's last `-` is
+// kept (`<epoch>-<seq>` from the hub, `<seq>` from the raw server), as eventsource-parser gives
+// ids, per event (an event without an id line has none). Without `onEvent`, id lines cost nothing
+// beyond a failed first-byte test, so the fan-out figures are unchanged.
+//
 // Kept free of sockets and process messaging, so that bench/client-selftest.mjs can check it
 // against eventsource-parser.
 
@@ -18,6 +24,11 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 const DATA = [0x64, 0x61, 0x74, 0x61]; // "data"
+const ID = [0x69, 0x64]; // "id"
+const DASH = 0x2d;
+const SPACE = 0x20;
+/** An id's number past this many digits would lose precision as a double: it counts as no number. */
+const MAX_ID_DIGITS = 15;
 const BOM = [0xef, 0xbb, 0xbf]; // a UTF-8 BOM at the start of the stream is not part of the first line
 
 // Where the parser is in the response.
@@ -36,11 +47,15 @@ export class SseResponseParser {
    * @param {boolean} [options.sampled]  read each event's publish timestamp (µs), for latency
    * @param {(ok: boolean) => void} [options.onHead]  once: true for a 200 head, false otherwise
    * @param {(timestampUs: number) => void} [options.onSample]  per dispatched event with a timestamp
+   * @param {(id: number) => void} [options.onEvent]  per dispatched event: the number its id ends
+   *   with (after the last `-`), or -1 if it has no id line or the id is not digits and dashes
    */
-  constructor({ sampled = false, onHead = () => {}, onSample = () => {} } = {}) {
+  constructor({ sampled = false, onHead = () => {}, onSample = () => {}, onEvent } = {}) {
     this.sampled = sampled;
     this.onHead = onHead;
     this.onSample = onSample;
+    this.onEvent = onEvent;
+    this.ids = onEvent !== undefined;
     this.state = HEAD;
     this.head = '';
     this.chunkSize = 0;
@@ -55,6 +70,13 @@ export class SseResponseParser {
     this.timestamp = -1; // -1: not reading digits yet; -2: done with this event's digits
     this.eventTimestamp = 0;
     this.events = 0; // events dispatched during the current `onData`
+    // Ids (only with `onEvent`).
+    this.idMatch = 0; // how much of "id:" the current line starts with; -1: not an id line
+    this.eventId = -1; // the current event's id number, -1: none
+    this.idValue = 0; // the id line being read: digits since its last dash
+    this.idDigits = 0; // how many; -1: not a number (a byte other than a digit or a dash)
+    this.idStarted = false; // past the one space a field value may start with
+    this.idNul = false; // a NUL in the value: the line is ignored (as EventSource does)
   }
 
   get done() {
@@ -194,6 +216,10 @@ export class SseResponseParser {
     ) {
       if (this.sampled && len > 5) this.readTimestamp(buf, s + 5, e);
       this.dataLine();
+    } else if (this.ids && len >= 2 && buf[s] === 0x69 && buf[s + 1] === 0x64 && (len === 2 || buf[s + 2] === COLON)) {
+      this.idStart();
+      if (len > 3) this.idBytes(buf, s + 3, e);
+      this.idLine();
     }
   }
 
@@ -221,6 +247,7 @@ export class SseResponseParser {
 
   /** Bytes [s, e) of the current line, with no line break among them; the line may go on. */
   lineBytes(buf, s, e) {
+    if (this.ids) this.idLineBytes(buf, s, e);
     let i = s;
     // Only the first five bytes say whether this is a data line.
     for (; i < e && this.lineLen < 5; i++) {
@@ -233,6 +260,59 @@ export class SseResponseParser {
       if (this.sampled && this.dataMatch === 5) this.readTimestamp(buf, i, e);
       this.lineLen += e - i;
     }
+  }
+
+  /** `lineBytes` for ids, before `lineLen` moves on: whether the line is "id:…", and its value. */
+  idLineBytes(buf, s, e) {
+    let i = s;
+    for (let n = this.lineLen; i < e && n < 3; i++, n++) {
+      const c = buf[i];
+      if (n < 2) this.idMatch = this.idMatch === n && c === ID[n] ? n + 1 : -1;
+      else if (this.idMatch === 2) {
+        this.idMatch = c === COLON ? 3 : -1;
+        if (this.idMatch === 3) this.idStart();
+      }
+    }
+    if (i < e && this.idMatch === 3) this.idBytes(buf, i, e);
+  }
+
+  idStart() {
+    this.idValue = 0;
+    this.idDigits = 0;
+    this.idStarted = false;
+    this.idNul = false;
+  }
+
+  /** Value bytes [s, e) of an id line. */
+  idBytes(buf, s, e) {
+    let i = s;
+    if (!this.idStarted && i < e) {
+      this.idStarted = true;
+      if (buf[i] === SPACE) i++;
+    }
+    for (; i < e; i++) {
+      const c = buf[i];
+      if (c >= 0x30 && c <= 0x39) {
+        if (this.idDigits >= 0) {
+          this.idValue = this.idValue * 10 + (c - 0x30);
+          this.idDigits++;
+        }
+      } else if (c === DASH) {
+        if (this.idDigits >= 0) {
+          this.idValue = 0;
+          this.idDigits = 0;
+        }
+      } else {
+        if (c === 0) this.idNul = true;
+        this.idDigits = -1;
+      }
+    }
+  }
+
+  /** The end of an id line (`id:` at least, or `id` alone): it sets the event's id. */
+  idLine() {
+    if (this.idNul) return;
+    this.eventId = this.idDigits > 0 && this.idDigits <= MAX_ID_DIGITS ? this.idValue : -1;
   }
 
   /**
@@ -255,8 +335,13 @@ export class SseResponseParser {
   endLine() {
     if (this.lineLen === 0) this.dispatch();
     else if (this.dataMatch === 5 || (this.dataMatch === 4 && this.lineLen === 4)) this.dataLine();
+    else if (this.ids && (this.idMatch === 3 || (this.idMatch === 2 && this.lineLen === 2))) {
+      if (this.idMatch === 2) this.idStart(); // "id" alone: an empty value
+      this.idLine();
+    }
     this.lineLen = 0;
     this.dataMatch = 0;
+    this.idMatch = 0;
   }
 
   dataLine() {
@@ -272,7 +357,9 @@ export class SseResponseParser {
     if (this.eventHasData) {
       this.events++;
       if (this.sampled && this.eventTimestamp > 0) this.onSample(this.eventTimestamp);
+      if (this.ids) this.onEvent(this.eventId);
     }
+    this.eventId = -1;
     this.eventHasData = false;
     this.timestamp = -1;
     this.eventTimestamp = 0;
@@ -289,6 +376,7 @@ export class SseResponseParser {
         if (this.bom > 0) {
           this.lineLen = this.bom;
           this.dataMatch = -1;
+          this.idMatch = -1;
         }
         this.bom = -1;
       }

@@ -23,6 +23,23 @@ const METRICS = {
     { name: 'heap growth MiB', better: '↓', get: (r) => r.heapGrowthMiB, format: fixed(2), ratio: false },
   ],
 };
+// The replay storm (bench/README.md). Growth and the bound are not ratioed: the growth can be ~0,
+// and the bound is the design's, not a measurement.
+METRICS.replay = [
+  { name: 'caught up s', better: '↓', get: (r) => r.caughtUpSeconds, format: fixed(2) },
+  { name: 'connects/s', better: '↑', get: (r) => r.connectsPerSec, format: int },
+  { name: 'server CPU µs/replayed event', better: '↓', get: (r) => r.cpuUsPerReplayed, format: fixed(3) },
+  { name: 'peak RSS MiB', better: '↓', get: (r) => r.peakRssMiB, format: int },
+  { name: 'RSS growth MiB', better: '↓', get: (r) => r.rssGrowthMiB, format: int, ratio: false },
+  { name: 'peak unsent KiB/client', better: '↓', get: (r) => r.peakUnsentKiB, format: int },
+  { name: 'design bound KiB/client', better: '', get: (r) => r.unsentBoundKiB, format: int, ratio: false },
+  { name: 'delivered %', better: '↑', get: (r) => r.deliveredPct, format: fixed(1), ratio: false },
+];
+METRICS['replay-stall'] = [
+  ...METRICS.replay,
+  { name: 'non-readers evicted', better: '', get: (r) => r.evicted, format: int, ratio: false },
+  { name: 'evicted by s', better: '↓', get: (r) => r.evictedAfterS, format: fixed(1), ratio: false },
+];
 
 /** Ratio columns: every variant against raw, and every other variant against better-sse. */
 function ratioPairs(variants) {
@@ -68,7 +85,7 @@ export function renderTable(results, variants) {
         return byVariant[v]?.error ? 'error' : '—';
       });
       const ratios = pairs.map(([a, b]) => (metric.ratio === false ? '' : ratio(value(a), value(b))));
-      lines.push(row([scenario, `${metric.name} ${metric.better}`, ...cells, ...ratios]));
+      lines.push(row([scenario, `${metric.name}${metric.better ? ` ${metric.better}` : ''}`, ...cells, ...ratios]));
     }
   }
   return lines.join('\n');

@@ -6,6 +6,7 @@
 // taken right before the library call, and the CPU the server spends is measured where it is
 // spent.
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { answerRequests } from '../lib/child.mjs';
 
 /** Microseconds on the monotonic clock (CLOCK_MONOTONIC): the same clock in every process. */
@@ -25,10 +26,14 @@ export function payload(publishedUs, size) {
  * @param {(n: number, data: string) => unknown} variant.publish  publishes event number n
  * @param {() => number} variant.connections  SSE streams currently subscribed
  * @param {() => object} [variant.stats]  the library's own counters, kept in the JSON results
+ * @param {(groups: Array<{ topic: string, count: number, size: number }>) => Promise<string[]>} [variant.seed]
+ *   publishes the groups in order, before any client connects (the replay storm's history);
+ *   resolves with the ids the events went out with
  */
-export function runServer({ server, publish, connections, stats = () => null }) {
+export function runServer({ server, publish, connections, stats = () => null, seed }) {
   // A client that vanishes mid-request must not take the server down.
   server.on('clientError', (err, socket) => socket.destroy());
+  const storm = stormProbe(server, connections, stats);
 
   let cpuAtRunStart = null;
   const commands = {
@@ -42,6 +47,11 @@ export function runServer({ server, publish, connections, stats = () => null }) 
     // CPU from the start of the run until now: the runner asks once every event has arrived
     // (or the scenario timed out), so writes the server finished after its last publish count.
     cpu: () => cpuSince(cpuAtRunStart ?? process.cpuUsage()),
+    seed: async ({ groups }) => {
+      if (!seed) throw new Error('this variant keeps no history to replay');
+      return { ids: await seed(groups) };
+    },
+    ...storm,
   };
 
   answerRequests(commands);
@@ -83,4 +93,136 @@ function memory() {
   global.gc();
   const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
   return { rss, heapUsed, external, arrayBuffers };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The replay storm's probe: what the server holds while thousands of clients catch up at once.
+
+const SAMPLE_MS = 50;
+// Walking every socket costs about 0.25 µs per socket (a cache miss or two each: 2.5 ms at 10,000),
+// so unsent bytes are read every fifth sample only (RSS every sample).
+const UNSENT_EVERY = 5;
+
+/**
+ * `stormStart` takes the baseline (RSS after a full GC, CPU, the library's counters) and starts
+ * sampling every 50 ms: RSS; the bytes each socket holds unsent (`socket.writableLength`: what
+ * the process has accepted and the kernel has not, per connection, the figure a design bound
+ * speaks of), every 250 ms; and with `evictions`, when the library's `evicted` count has grown
+ * by that much. `stormCaughtUp` reads the CPU at the moment every client has caught up;
+ * `stormStop` ends sampling (after the wait for evictions, if any) and reports the peaks.
+ *
+ * A timer in this process can be held up by the very work it is watching (a long synchronous
+ * burst of writes), so RSS has a second source that misses nothing: the kernel's high-water mark
+ * (`VmHWM` in /proc/self/status), reset at the start (`echo 5 > /proc/self/clear_refs`; Linux
+ * only, and the sampled peak stands alone elsewhere). The probe's own time is counted in the
+ * server's CPU (a few per cent of it at 10,000 clients) and reported in the JSON (`probeMs`).
+ */
+function stormProbe(server, connections, stats) {
+  const sockets = new Set();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  let run = null;
+
+  function sample(final = false) {
+    const startedMs = performance.now();
+    const rss = process.memoryUsage.rss();
+    if (rss > run.peakRss) run.peakRss = rss;
+    if (run.samples % UNSENT_EVERY === 0 || final) {
+      let total = 0;
+      let max = 0;
+      for (const socket of sockets) {
+        const unsent = socket.writableLength;
+        total += unsent;
+        if (unsent > max) max = unsent;
+      }
+      if (total > run.peakUnsentTotal) run.peakUnsentTotal = total;
+      if (max > run.peakUnsentPerSocket) run.peakUnsentPerSocket = max;
+    }
+    if (run.evictions && run.evictedAtS === null && stats().evicted - run.statsBefore.evicted >= run.evictions) {
+      run.evictedAtS = (startedMs - run.startedMs) / 1000;
+    }
+    run.samples++;
+    run.probeMs += performance.now() - startedMs;
+  }
+
+  return {
+    stormStart: ({ evictions = 0 }) => {
+      global.gc();
+      global.gc();
+      const rssBefore = process.memoryUsage.rss();
+      const hwmReset = resetHighWaterMark();
+      run = {
+        rssBefore,
+        hwmReset,
+        peakRss: rssBefore,
+        peakUnsentTotal: 0,
+        peakUnsentPerSocket: 0,
+        samples: 0,
+        probeMs: 0, // the probe's own time, counted in the storm's CPU
+        evictions: stats() ? evictions : 0,
+        evictedAtS: null,
+        statsBefore: stats(),
+        startedMs: performance.now(),
+        cpuAtStart: process.cpuUsage(),
+      };
+      run.timer = setInterval(sample, SAMPLE_MS);
+      sample();
+      return { rssBefore, hwmReset, statsBefore: run.statsBefore };
+    },
+    stormCaughtUp: () => {
+      if (!run) throw new Error('stormCaughtUp before stormStart');
+      sample(true);
+      return { cpu: cpuSince(run.cpuAtStart), stats: stats(), connections: connections(), sockets: sockets.size };
+    },
+    stormStop: () => {
+      if (!run) throw new Error('stormStop before stormStart');
+      clearInterval(run.timer);
+      sample(true);
+      const hwm = run.hwmReset ? highWaterMark() : null;
+      const result = {
+        rssBefore: run.rssBefore,
+        peakRssSampled: run.peakRss,
+        peakRssHwm: hwm,
+        // The high-water mark sees every page the process touched since the reset; a sample only
+        // what was resident at that instant. Whichever is higher (the mark, when it works).
+        peakRss: Math.max(run.peakRss, hwm ?? 0),
+        peakUnsentTotal: run.peakUnsentTotal,
+        peakUnsentPerSocket: run.peakUnsentPerSocket,
+        samples: run.samples,
+        probeMs: run.probeMs,
+        evictedAtS: run.evictedAtS,
+        seconds: (performance.now() - run.startedMs) / 1000,
+        stats: stats(),
+        connections: connections(),
+        sockets: sockets.size,
+      };
+      global.gc();
+      global.gc();
+      result.rssSettled = process.memoryUsage.rss();
+      run = null;
+      return result;
+    },
+  };
+}
+
+/** Resets the kernel's peak-RSS mark for this process; false where that is not possible. */
+function resetHighWaterMark() {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return highWaterMark() !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** VmHWM, in bytes, or null. */
+function highWaterMark() {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }

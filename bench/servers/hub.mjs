@@ -13,4 +13,16 @@ function publish(n, data) {
   return hub.publish('bench', { event: 'bench', data });
 }
 
-runServer({ server, publish, connections: () => hub.stats().connections, stats: () => hub.stats() });
+/**
+ * The replay storm's history, kept by the hub's default `history` (1,000 events). Each event's
+ * data is its number in the seed, padded to `size` bytes; the client checks ids, not data.
+ */
+async function seed(groups) {
+  const ids = [];
+  for (const { topic, count, size } of groups) {
+    for (let k = 0; k < count; k++) ids.push(await hub.publish(topic, { event: 'bench', data: String(ids.length + 1).padEnd(size, '.') }));
+  }
+  return ids;
+}
+
+runServer({ server, publish, connections: () => hub.stats().connections, stats: () => hub.stats(), seed });
