@@ -256,7 +256,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SlowMember, Si
       return;
     }
     if (this.#sink.buffered > this.#settings.highWaterMark) return;
-    if (this.#overSince !== undefined) this.#drained();
+    if (this.#overSince !== undefined || this.#dropping) this.#drained();
     this.#releaseWaiting();
     if (this.#backlog !== undefined) this.#pump();
   }
@@ -290,11 +290,15 @@ export class SseConnection implements SseStream, HeartbeatMember, SlowMember, Si
     const sink = this.#sink;
     if (!sink.write(chunk, notify)) return false;
     this.#wroteAt = this.#settings.heartbeat?.ticks ?? 0;
-    if (this.#overSince === undefined && sink.buffered > this.#settings.highWaterMark) {
-      this.#overSince = performance.now();
-      this.#settings.slowWatch.add(this);
-    }
+    if (this.#overSince === undefined && sink.buffered > this.#settings.highWaterMark) this.#watch();
     return true;
+  }
+
+  /** Over the mark from now on (unless it was already): the slow-client watch keeps the time. */
+  #watch(): void {
+    if (this.#overSince !== undefined) return;
+    this.#overSince = performance.now();
+    this.#settings.slowWatch.add(this);
   }
 
   /** Writes backlog items while the client is under its mark; asks to hear when it drains. */
@@ -318,10 +322,9 @@ export class SseConnection implements SseStream, HeartbeatMember, SlowMember, Si
       this.#backlog = undefined;
       // A "wait" writer held back by the backlog may go on.
       if (sink.buffered <= highWaterMark) this.#releaseWaiting();
-    } else if (!wrote && this.#overSince === undefined) {
+    } else if (!wrote) {
       // Nothing could be written and nothing will say when to try again: the watch will.
-      this.#overSince = performance.now();
-      this.#settings.slowWatch.add(this);
+      this.#watch();
     }
   }
 
@@ -352,6 +355,8 @@ export class SseConnection implements SseStream, HeartbeatMember, SlowMember, Si
   #slow(): Delivery {
     if (this.#settings.onSlowClient === 'drop') {
       this.#dropping = true;
+      // Watched until it is back under the mark, which ends the dropping.
+      this.#watch();
       return this.#drop();
     }
     // Ending cleanly would queue the end behind bytes the client is not reading; only

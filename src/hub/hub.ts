@@ -190,7 +190,7 @@ export function createHub(options: HubOptions = {}): Hub {
       for (const subscriber of catchUp.heard(entry.id)) if (subscriber.state === 'held') join(subscriber);
     },
     lost() {
-      logger.warn({}, 'serve-sse: the backplane lost events while this instance was cut off; older ids now get a reset');
+      logger.warn({}, 'serve-sse: the backplane lost events this instance had not read (trimmed while it lagged or was cut off, or Redis lost its data); older ids now get a reset');
       counts.gaps++;
       gapAfter ??= history.lastId ?? '';
       history.clear();
