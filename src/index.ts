@@ -21,4 +21,4 @@ export {
   type HubCloseOptions,
   type ResetData,
 } from './hub/hub.js';
-export type { Backplane, LogEntry, LogListener } from './backplanes/backplane.js';
+export type { Backplane, EntryMeta, LogEntry, LogListener } from './backplanes/backplane.js';

@@ -14,6 +14,17 @@ export interface LogEntry {
   readonly body: string;
   /** When the entry entered the log (ms since the epoch): replay age and backplane lag. */
   readonly time: number;
+  /** The event's id on the wire, when its publisher chose one; otherwise the wire id is {@link id}. */
+  readonly alias?: string;
+  /** Only subscribers allowed to see private events of one of its topics receive it. */
+  readonly private?: boolean;
+}
+
+/** What an append carries besides the topics and the body. */
+export interface EntryMeta {
+  /** The event's id on the wire, chosen by its publisher (see {@link LogEntry.alias}). */
+  readonly alias?: string;
+  readonly private?: boolean;
 }
 
 /** How a backplane talks to the hub it serves. */
@@ -36,8 +47,8 @@ export interface Backplane {
    * that replay sees the shared history; a rejection is logged and the hub serves what it has.
    */
   open(listener: LogListener, history: number): void | Promise<void>;
-  /** Appends an event; resolves with its id once the log holds it. */
-  append(topics: readonly string[], body: string): Promise<string>;
+  /** Appends an event; resolves with its id once the log holds it. `meta` travels with the entry. */
+  append(topics: readonly string[], body: string, meta?: EntryMeta): Promise<string>;
   /** Whether appends can currently succeed. */
   readonly connected: boolean;
   /**
@@ -51,6 +62,13 @@ export interface Backplane {
    * being reset. Absent: never, as for a log that delivers every append before it resolves.
    */
   mayBeAhead?(id: string): boolean;
+  /**
+   * The id of the newest entry of the log as it is now (or `undefined` when it is empty): a client
+   * resuming from an id this instance does not know, and that may not be a log id (a publisher's
+   * own), waits until this instance has heard up to here before it is told the id is unknown.
+   * Absent, as for a log that delivers every append before it resolves: unknown ids are unknown.
+   */
+  head?(): Promise<string | undefined>;
   /** Stops the feed and releases connections. */
   close(): Promise<void>;
 }

@@ -18,10 +18,10 @@ export function memoryBackplane(): Backplane {
     open(target) {
       listener = target;
     },
-    append(topics, body) {
+    append(topics, body, meta) {
       if (listener === undefined) return Promise.reject(new Error('serve-sse: the memory backplane is not open'));
       const id = `${epoch}-${++seq}`;
-      listener.receive({ id, topics, body, time: Date.now() });
+      listener.receive({ id, topics, body, time: Date.now(), ...meta });
       return Promise.resolve(id);
     },
     close() {

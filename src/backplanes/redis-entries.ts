@@ -28,6 +28,10 @@ export function counterKey(key: string): string {
 export const TOPICS_FIELD = 't';
 export const BODY_FIELD = 'b';
 export const COUNT_FIELD = 'n';
+/** Present when the publisher chose the event's id on the wire (see `LogEntry.alias`). */
+export const ALIAS_FIELD = 'i';
+/** Present (as `1`) on private events. */
+export const PRIVATE_FIELD = 'p';
 
 /** An entry serve-sse wrote, as read back. */
 export interface CountedEntry {
@@ -45,6 +49,9 @@ export interface CountedEntry {
  * zeros (a bigint, since it may pass 2^53).
  */
 const COUNT = /^[1-9]\d{0,18}$/;
+
+/** An id that can go on an `id:` line: no line break, no NUL (the hub checked it when publishing). */
+const ALIAS = /^[^\r\n\0]+$/;
 
 /**
  * A body the hub can put after its `id:` line: whole lines of the fields `formatEvent` writes
@@ -88,10 +95,14 @@ export function toCountedEntry({ id, fields }: StreamEntry): CountedEntry | stri
   let topicsJson: unknown;
   let body: unknown;
   let countText: unknown;
+  let alias: unknown;
+  let isPrivate = false;
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] === TOPICS_FIELD) topicsJson = fields[i + 1];
     else if (fields[i] === BODY_FIELD) body = fields[i + 1];
     else if (fields[i] === COUNT_FIELD) countText = fields[i + 1];
+    else if (fields[i] === ALIAS_FIELD) alias = fields[i + 1];
+    else if (fields[i] === PRIVATE_FIELD) isPrivate = fields[i + 1] === '1';
   }
   if (typeof topicsJson !== 'string') return `it has no "${TOPICS_FIELD}" field`;
   if (typeof body !== 'string') return `it has no "${BODY_FIELD}" field`;
@@ -110,7 +121,9 @@ export function toCountedEntry({ id, fields }: StreamEntry): CountedEntry | stri
     if (typeof countText !== 'string' || !COUNT.test(countText)) return `its "${COUNT_FIELD}" field is not a count of appends`;
     count = BigInt(countText);
   }
-  return { entry: { id, topics: topics as string[], body, time: idTime(id) }, count };
+  if (alias !== undefined && !(typeof alias === 'string' && ALIAS.test(alias))) return `its "${ALIAS_FIELD}" field is not an event id`;
+  const entry: LogEntry = { id, topics: topics as string[], body, time: idTime(id) };
+  return { entry: alias === undefined && !isPrivate ? entry : { ...entry, alias: alias as string | undefined, private: isPrivate }, count };
 }
 
 /** When an entry entered the stream: Redis puts its clock's milliseconds in the id. */

@@ -16,14 +16,16 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
-import type { Backplane, LogListener } from './backplane.js';
+import type { Backplane, EntryMeta, LogListener } from './backplane.js';
 import { compareLogIds, isLogId } from './log-id.js';
 import {
+  ALIAS_FIELD,
   BODY_FIELD,
   COUNT_FIELD,
   counterKey,
   idTime,
   infoField,
+  PRIVATE_FIELD,
   rangeEntries,
   readEntries,
   toCountedEntry,
@@ -76,11 +78,15 @@ type Step = 'load' | 'check' | 'read';
 
 /**
  * Appends one entry and counts it, as one atomic step: INCR the counter (KEYS[2]), then XADD to the
- * stream (KEYS[1]) the topics, the body and the counter's new value. ARGV: the length to trim to,
- * the topics, the body. Replies with the entry's id.
+ * stream (KEYS[1]) the topics, the body and the counter's new value, and the event's own id and
+ * privacy when it has them. ARGV: the length to trim to, the topics, the body, the event's own id
+ * (or empty), `1` for a private event (or empty). Replies with the entry's id.
  */
 const APPEND_SCRIPT = `local count = redis.call('INCR', KEYS[2])
-local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '${TOPICS_FIELD}', ARGV[2], '${BODY_FIELD}', ARGV[3], '${COUNT_FIELD}', count)
+local fields = {'${TOPICS_FIELD}', ARGV[2], '${BODY_FIELD}', ARGV[3], '${COUNT_FIELD}', count}
+if ARGV[4] ~= '' then table.insert(fields, '${ALIAS_FIELD}'); table.insert(fields, ARGV[4]) end
+if ARGV[5] == '1' then table.insert(fields, '${PRIVATE_FIELD}'); table.insert(fields, '1') end
+local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 if type(id) == 'table' and id.err then
   -- Nothing was appended (the key holds something else, say): the number is given back, or
   -- every reader would take the next entry for one that follows a gap.
@@ -220,7 +226,7 @@ class RedisLog implements Backplane {
     });
   }
 
-  async append(topics: readonly string[], body: string): Promise<string> {
+  async append(topics: readonly string[], body: string, meta: EntryMeta = {}): Promise<string> {
     // A hub publishes as soon as it is made: the first connection is worth waiting for.
     if (this.#starting !== undefined) await this.#starting;
     const writer = this.#writer;
@@ -228,7 +234,7 @@ class RedisLog implements Backplane {
     if (writer.status !== 'ready') {
       throw new Error(`serve-sse: Redis at ${this.#where} is unreachable; the event was not published`);
     }
-    const args = [2, this.#key, this.#counter, this.#trimTo, JSON.stringify(topics), body];
+    const args = [2, this.#key, this.#counter, this.#trimTo, JSON.stringify(topics), body, meta.alias ?? '', meta.private === true ? '1' : ''];
     return writer.call('EVALSHA', [APPEND_SHA, ...args]).then(
       undefined,
       // Redis has not seen the script (it restarted, or its scripts were flushed): nothing ran, so
@@ -251,6 +257,13 @@ class RedisLog implements Backplane {
   mayBeAhead(id: string): boolean {
     // Redis puts its clock in the id: one far in the future is no id of this log's.
     return isLogId(id) && idTime(id) <= Date.now() + CLOCK_LEAD_MS;
+  }
+
+  /** The newest entry's id, read on the writer's connection (the reader's is blocked in XREAD). */
+  async head(): Promise<string | undefined> {
+    const writer = this.#writer;
+    if (writer === undefined || this.#closed || writer.status !== 'ready') throw new Error(`serve-sse: Redis at ${this.#where} is unreachable`);
+    return rangeEntries(await writer.call('XREVRANGE', [this.#key, '+', '-', 'COUNT', 1]))[0]?.id;
   }
 
   async close(): Promise<void> {

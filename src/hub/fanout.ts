@@ -1,6 +1,18 @@
 import { SseConnection, type CloseObserver, type Delivery, type SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
 import type { HistoryEntry } from './history.js';
+import type { PrivateAccess, TopicMatcher } from './interest.js';
+
+/**
+ * What a subscriber wants beyond exact topic names, when it wants more: kept apart so that a
+ * plain subscriber (most of them, at tens of thousands) costs one undefined field.
+ */
+export interface Extra {
+  readonly matchers: readonly TopicMatcher[];
+  readonly access: PrivateAccess | undefined;
+  /** Part of the subscriber's key: equal extras, equal bytes. */
+  readonly key: string;
+}
 
 /**
  * One subscribed stream, as the fan-out sees it. A class, and its own close observer, so that a
@@ -30,11 +42,46 @@ export class Subscriber implements CloseObserver {
 
   constructor(
     readonly stream: SseStream,
+    /** The exact topic names. */
     readonly topics: readonly string[],
     readonly fanOut: FanOut,
+    /** Matchers and private access, if any. */
+    readonly extra: Extra | undefined = undefined,
   ) {
     this.connection = stream instanceof SseConnection ? stream : undefined;
-    this.key = topics.length === 1 ? topics[0]! : [...topics].sort().join('\n');
+    const names = topics.length === 1 ? topics[0]! : [...topics].sort().join('\n');
+    this.key = extra === undefined ? names : `${names}\n\0${extra.key}`;
+  }
+
+  /**
+   * Whether this subscriber should get `entry`: one of its topics is one of the subscriber's, or
+   * matched by one of its matchers; and if the entry is private, the subscriber may see it.
+   */
+  wants(entry: HistoryEntry): boolean {
+    return this.#selects(entry) && this.mayReceive(entry);
+  }
+
+  /** Whether the entry is one the subscriber may be sent, whatever its topics: public, or private and allowed. */
+  mayReceive(entry: HistoryEntry): boolean {
+    if (entry.private !== true) return true;
+    const access = this.extra?.access;
+    if (access === undefined) return false;
+    for (const topic of entry.topics) if (access.allows(topic)) return true;
+    return false;
+  }
+
+  /** Whether a replay must look at every entry rather than at its topics' entries alone. */
+  get hasMatchers(): boolean {
+    return this.extra !== undefined && this.extra.matchers.length > 0;
+  }
+
+  #selects(entry: HistoryEntry): boolean {
+    for (const topic of entry.topics) if (this.topics.includes(topic)) return true;
+    const matchers = this.extra?.matchers;
+    if (matchers !== undefined) {
+      for (const matcher of matchers) for (const topic of entry.topics) if (matcher.matches(topic)) return true;
+    }
+    return false;
   }
 
   /** Writes through the stream's slow-client policy; a stream that is not ours takes it as its `write` would. */
@@ -99,8 +146,10 @@ export class FanOut {
   /** Joined subscribers: a count, not a Set, since only shutdown needs them all (from the groups). */
   #count = 0;
   /** Subscribers waiting to join: open subscriptions all the same. */
-  #held = 0;
+  readonly #held = new Set<Subscriber>();
   readonly #byTopic = new Map<string, TopicGroup>();
+  /** Subscribers by matcher key: each distinct matcher is asked once per topic of each event. */
+  readonly #byMatcher = new Map<string, MatcherGroup>();
   /** Tells the hub's counters what became of deliveries. */
   readonly report: DeliveryReport;
   readonly #dropReset: DropReset;
@@ -115,24 +164,31 @@ export class FanOut {
     this.#dropReset = dropReset;
   }
 
+  /** Topics, and distinct matchers, with at least one subscriber. */
   get topicCount(): number {
-    return this.#byTopic.size;
+    return this.#byTopic.size + this.#byMatcher.size;
   }
 
   /** Open subscriptions: joined, or held until they can join. */
   get size(): number {
-    return this.#count + this.#held;
+    return this.#count + this.#held.size;
   }
 
   /** Subscriptions held until they can join. */
   get heldCount(): number {
-    return this.#held;
+    return this.#held.size;
+  }
+
+  /** A copy of the subscriptions held until they can join. */
+  held(): Subscriber[] {
+    return [...this.#held];
   }
 
   /** Every joined subscriber, once. */
   all(): Set<Subscriber> {
     const all = new Set<Subscriber>();
     for (const group of this.#byTopic.values()) for (const subscriber of group) all.add(subscriber);
+    for (const group of this.#byMatcher.values()) for (const subscriber of group) all.add(subscriber);
     return all;
   }
 
@@ -140,16 +196,21 @@ export class FanOut {
   hold(subscriber: Subscriber): void {
     if (subscriber.state !== 'new') return;
     subscriber.state = 'held';
-    this.#held++;
+    this.#held.add(subscriber);
   }
 
   add(subscriber: Subscriber): void {
-    if (subscriber.state === 'held') this.#held--;
+    if (subscriber.state === 'held') this.#held.delete(subscriber);
     subscriber.state = 'joined';
     this.#count++;
     for (const topic of subscriber.topics) {
       let group = this.#byTopic.get(topic);
       if (group === undefined) this.#byTopic.set(topic, (group = new TopicGroup(topic)));
+      group.add(subscriber);
+    }
+    for (const matcher of subscriber.extra?.matchers ?? []) {
+      let group = this.#byMatcher.get(matcher.key);
+      if (group === undefined) this.#byMatcher.set(matcher.key, (group = new MatcherGroup(matcher)));
       group.add(subscriber);
     }
   }
@@ -165,13 +226,18 @@ export class FanOut {
   remove(subscriber: Subscriber): boolean {
     const { state } = subscriber;
     subscriber.state = 'left';
-    if (state === 'held') this.#held--;
+    if (state === 'held') this.#held.delete(subscriber);
     if (state !== 'joined') return false;
     this.#count--;
     for (const topic of subscriber.topics) {
       const group = this.#byTopic.get(topic);
       group?.delete(subscriber);
       if (group?.size === 0) this.#byTopic.delete(topic);
+    }
+    for (const matcher of subscriber.extra?.matchers ?? []) {
+      const group = this.#byMatcher.get(matcher.key);
+      group?.delete(subscriber);
+      if (group?.size === 0) this.#byMatcher.delete(matcher.key);
     }
     return true;
   }
@@ -197,16 +263,23 @@ export class FanOut {
     for (const entry of batch) {
       for (const topic of entry.topics) {
         const group = this.#byTopic.get(topic);
-        if (group === undefined) continue;
-        for (const subscriber of group) {
-          if (subscriber.round === mark) continue;
-          subscriber.round = mark;
-          this.#deliver(subscriber, batch, shared);
+        if (group !== undefined) this.#deliverAll(group, mark, batch, shared);
+        if (this.#byMatcher.size === 0) continue;
+        for (const matched of this.#byMatcher.values()) {
+          if (matched.matcher.matches(topic)) this.#deliverAll(matched, mark, batch, shared);
         }
       }
     }
     this.#flushedAt = performance.now();
   };
+
+  #deliverAll(group: Set<Subscriber>, mark: number, batch: HistoryEntry[], shared: Map<string, Share>): void {
+    for (const subscriber of group) {
+      if (subscriber.round === mark) continue;
+      subscriber.round = mark;
+      this.#deliver(subscriber, batch, shared);
+    }
+  }
 
   #deliver(subscriber: Subscriber, batch: HistoryEntry[], shared: Map<string, Share>): void {
     const whole = subscriber.since < batch[0]!.seq;
@@ -245,6 +318,13 @@ class TopicGroup extends Set<Subscriber> {
   }
 }
 
+/** The subscribers of one matcher. */
+class MatcherGroup extends Set<Subscriber> {
+  constructor(readonly matcher: TopicMatcher) {
+    super();
+  }
+}
+
 /** A flush that ended less than this long ago (ms) means events are coming in faster than one per turn. */
 const BUSY_MS = 1;
 
@@ -262,18 +342,13 @@ function select(batch: HistoryEntry[], subscriber: Subscriber): Share {
   const chosen: Payload[] = [];
   let lastId = '';
   for (const entry of batch) {
-    if (entry.seq > subscriber.since && sharesTopic(entry, subscriber.topics)) {
+    if (entry.seq > subscriber.since && subscriber.wants(entry)) {
       chosen.push(entry.payload);
       lastId = entry.id;
     }
   }
   if (chosen.length === 0) return NOTHING;
   return { payload: chosen.length === 1 ? chosen[0]! : concat(chosen), events: chosen.length, lastId };
-}
-
-export function sharesTopic(entry: HistoryEntry, topics: readonly string[]): boolean {
-  for (const topic of entry.topics) if (topics.includes(topic)) return true;
-  return false;
 }
 
 /** One payload from several, for a single write. */

@@ -12,12 +12,29 @@ import type { Payload } from '../transports/payload.js';
 export interface HistoryEntry {
   /** Local order of arrival: what the fan-out and the index compare, cheaper than ids. */
   readonly seq: number;
+  /** The log's id. */
   readonly id: string;
+  /** The id on the wire, when the publisher chose it (else it is {@link id}). */
+  readonly alias?: string | undefined;
+  readonly private?: boolean | undefined;
   readonly topics: readonly string[];
   /** The event as sent, id included: serialised once, shared by every delivery and replay. */
   readonly payload: Payload;
   readonly time: number;
 }
+
+/** Who a replay is for: its topics, whether it has matchers too, and which entries it wants. */
+export interface ReplayFilter {
+  readonly topics: readonly string[];
+  /** Matchers can want any topic: the replay then looks at every entry instead of the topics' own. */
+  readonly hasMatchers: boolean;
+  wants(entry: HistoryEntry): boolean;
+  /** Whether it may be sent this entry at all (public, or private and allowed). */
+  mayReceive(entry: HistoryEntry): boolean;
+}
+
+/** How far back {@link History.anchor} looks for an event the subscriber may see. */
+export const ANCHOR_SCAN_LIMIT = 1000;
 
 /**
  * What the history knows of a client's last event id: the entries of its topics after it, or why
@@ -65,6 +82,8 @@ export class History {
   #start = 0;
   #size = 0;
   readonly #byTopic = new Map<string, TopicEntries>();
+  /** Entries by the id their publisher chose; a duplicate id resolves to the earliest entry. */
+  readonly #byAlias = new Map<string, HistoryEntry>();
   /**
    * The id just before the oldest entry kept: a client that has it missed nothing we hold.
    * Starts at the log's origin, when the backplane knows it.
@@ -99,6 +118,7 @@ export class History {
     if (this.#size === this.capacity) this.#forgetOldest();
     this.#ring[(this.#start + this.#size) % this.capacity] = entry;
     this.#size++;
+    if (entry.alias !== undefined && !this.#byAlias.has(entry.alias)) this.#byAlias.set(entry.alias, entry);
     for (const topic of entry.topics) {
       let topicEntries = this.#byTopic.get(topic);
       if (topicEntries === undefined) this.#byTopic.set(topic, (topicEntries = new TopicEntries()));
@@ -110,19 +130,21 @@ export class History {
   clear(): void {
     this.#ring.fill(undefined);
     this.#byTopic.clear();
+    this.#byAlias.clear();
     this.#start = 0;
     this.#size = 0;
     this.#floor = undefined;
   }
 
-  /** The retained events of `topics` after `lastEventId`, oldest first, or why there is no telling. */
-  since(lastEventId: string, topics: readonly string[], now: number): Since {
+  /**
+   * The retained events `filter` wants after `lastEventId` (a log id, or an id a publisher chose),
+   * oldest first, or why there is no telling.
+   */
+  since(lastEventId: string, filter: ReplayFilter, now: number): Since {
     this.#expire(now);
-    if (lastEventId === this.#last) return { known: true, entries: [] };
-    if (lastEventId === this.#floor) return { known: true, entries: this.#after(-Infinity, topics) };
+    const seq = this.#seqOf(lastEventId);
+    if (seq !== undefined) return { known: true, entries: this.#after(seq, filter) };
     if (!isLogId(lastEventId)) return { known: false, reason: 'unknown' };
-    const found = this.#find(lastEventId);
-    if (found !== undefined) return { known: true, entries: this.#after(this.#entry(found).seq, topics) };
     const oldest = this.#size > 0 ? this.#entry(0).id : this.#last;
     if (oldest === undefined || compareLogIds(lastEventId, this.#last!) > 0) return { known: false, reason: 'ahead' };
     // Older than what we hold, yet from this log: its successors were trimmed or aged out.
@@ -131,8 +153,84 @@ export class History {
     return { known: false, reason: 'unknown' };
   }
 
+  /** Every retained event `filter` wants, oldest first: a replay from the start (Mercure's `earliest`). */
+  all(filter: ReplayFilter, now: number): HistoryEntry[] {
+    this.#expire(now);
+    return this.#after(-Infinity, filter);
+  }
+
+  /** Whether this instance has heard the log up to `id` (a log id): its newest entry is at or past it. */
+  reached(id: string): boolean {
+    return this.#last !== undefined && compareLogIds(this.#last, id) >= 0;
+  }
+
+  /**
+   * The id (on the wire) of the most recent event before the first one a replay after
+   * `lastEventId` sends, that `filter` may be sent (public, or private and allowed); undefined if
+   * `lastEventId` is not retained, or no such event is found within {@link ANCHOR_SCAN_LIMIT}
+   * entries. Mercure's `Last-Event-ID` response header: it never names an event the subscriber
+   * may not see.
+   */
+  anchor(lastEventId: string | undefined, filter: ReplayFilter, now: number): string | undefined {
+    this.#expire(now);
+    let index: number;
+    if (lastEventId === undefined) index = this.#size;
+    else {
+      const seq = this.#seqOf(lastEventId);
+      if (seq === undefined) return undefined;
+      index = this.#indexAfter(seq);
+      // The first event the replay sends: predecessors are looked for before it.
+      while (index < this.#size && !filter.wants(this.#entry(index))) index++;
+    }
+    for (let i = index - 1, scanned = 0; i >= 0 && scanned < ANCHOR_SCAN_LIMIT; i--, scanned++) {
+      const entry = this.#entry(i);
+      if (filter.mayReceive(entry)) return entry.alias ?? entry.id;
+    }
+    return undefined;
+  }
+
+  /**
+   * The local sequence number a replay after `lastEventId` starts after: that of its entry (an id
+   * a publisher chose, then a log id), or of the floor; undefined if it is not retained.
+   */
+  #seqOf(lastEventId: string): number | undefined {
+    if (lastEventId === this.#last) return this.#size > 0 ? this.#entry(this.#size - 1).seq : Infinity;
+    const aliased = this.#byAlias.get(lastEventId);
+    if (aliased !== undefined) return aliased.seq;
+    if (lastEventId === this.#floor) return this.#size > 0 ? this.#entry(0).seq - 1 : Infinity;
+    if (!isLogId(lastEventId)) return undefined;
+    const found = this.#find(lastEventId);
+    return found === undefined ? undefined : this.#entry(found).seq;
+  }
+
+  /** The index of the first retained entry after local sequence number `seq`. */
+  #indexAfter(seq: number): number {
+    let low = 0;
+    let high = this.#size;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#entry(middle).seq <= seq) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** The entries `filter` wants after local sequence number `seq`, in order, each once. */
+  #after(seq: number, filter: ReplayFilter): HistoryEntry[] {
+    if (filter.hasMatchers) {
+      const entries: HistoryEntry[] = [];
+      for (let i = this.#indexAfter(seq); i < this.#size; i++) {
+        const entry = this.#entry(i);
+        if (filter.wants(entry)) entries.push(entry);
+      }
+      return entries;
+    }
+    // By its topics' own lists: the cost is what is sent, not the size of the history.
+    return this.#byTopics(seq, filter.topics).filter((entry) => filter.mayReceive(entry));
+  }
+
   /** The entries of any of `topics` after local sequence number `seq`, in order, each once. */
-  #after(seq: number, topics: readonly string[]): HistoryEntry[] {
+  #byTopics(seq: number, topics: readonly string[]): HistoryEntry[] {
     if (topics.length === 1) return this.#byTopic.get(topics[0]!)?.after(seq) ?? [];
     const lists: HistoryEntry[][] = [];
     for (const topic of topics) {
@@ -166,6 +264,7 @@ export class History {
   /** Drops the oldest entry, from the ring and from its topics' lists (where it is the oldest too). */
   #forgetOldest(): void {
     const oldest = this.#entry(0);
+    if (oldest.alias !== undefined && this.#byAlias.get(oldest.alias) === oldest) this.#byAlias.delete(oldest.alias);
     this.#floor = oldest.id;
     this.#ring[this.#start] = undefined;
     this.#start = (this.#start + 1) % this.capacity;

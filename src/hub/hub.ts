@@ -6,9 +6,11 @@ import { consoleLogger, type Logger } from '../logger.js';
 import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
 import type { SseConnection, SseRequest, SseStream } from '../stream.js';
 import { Payload } from '../transports/payload.js';
-import { CatchUp } from './catch-up.js';
-import { FanOut, Subscriber } from './fanout.js';
-import { History, type Since } from './history.js';
+import { isLogId } from '../backplanes/log-id.js';
+import { CatchUp, type Waiter } from './catch-up.js';
+import { FanOut, Subscriber, type Extra } from './fanout.js';
+import { History, type HistoryEntry, type Since } from './history.js';
+import type { Interest } from './interest.js';
 
 export interface HubOptions {
   /** Events kept for replay. Default 1 000; 0 keeps none. */
@@ -85,11 +87,36 @@ export interface HubHandlerOptions extends ServeSseOptions {
   topics?: (request: SseRequest) => string[] | Promise<string[]>;
 }
 
+export interface PublishOptions {
+  /**
+   * The event's id on the wire, chosen by its publisher (Mercure publishers choose theirs):
+   * clients resume by it on any instance, and a duplicate resolves to its earliest event. The
+   * log's order stays the hub's. No CR, LF or NUL; at most 1,024 characters. Default: the log's id.
+   */
+  id?: string;
+  /** Only subscribers whose {@link Interest.access} allows one of the event's topics receive it. */
+  private?: boolean;
+}
+
+export interface SubscribeOptions {
+  /** The id to resume after, instead of `stream.lastEventId` (a protocol with its own parameter). */
+  after?: string;
+  /** Replays every event the history holds for the subscription (Mercure's `earliest`). */
+  fromEarliest?: boolean;
+}
+
 export interface Hub {
-  /** Sends an event to every subscriber of any of `topics`, once each; resolves with its id. */
-  publish(topics: string | string[], event: SseEvent): Promise<string>;
-  /** Subscribes a stream, replaying what it missed after `stream.lastEventId` first. After `close()`, ends the stream instead. */
-  subscribe(stream: SseStream, topics: string[]): Subscription;
+  /**
+   * Sends an event to every subscriber of any of `topics`, once each; resolves with its id on the
+   * wire (the log's, or `options.id`).
+   */
+  publish(topics: string | string[], event: SseEvent, options?: PublishOptions): Promise<string>;
+  /**
+   * Subscribes a stream to topic names, or to an {@link Interest} (names, matchers, private
+   * access), replaying what it missed after `stream.lastEventId` (or `options.after`) first.
+   * After `close()`, ends the stream instead.
+   */
+  subscribe(stream: SseStream, topics: string[] | Interest, options?: SubscribeOptions): Subscription;
   /** An SSE handler whose connections subscribe to the hub. */
   handler(options?: HubHandlerOptions): SseHandler;
   stats(): HubStats;
@@ -122,6 +149,26 @@ export interface ResetData {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * Internal, for protocols built on a hub (not in the public index): what a protocol needs that
+ * a plain subscription does not, reached through this symbol on the hub object.
+ */
+export const HUB_INTERNALS: unique symbol = Symbol.for('serve-sse.hubInternals');
+
+export interface HubInternals {
+  /**
+   * Resolves once this instance has heard `lastEventId` (or knows it never will), within the
+   * hub's `catchUpTimeout`: a protocol that must answer with the resume point in its response
+   * head (Mercure's `Last-Event-ID` header) waits for a lagging instance first.
+   */
+  caughtUp(lastEventId: string): Promise<void>;
+  /**
+   * The id of the most recent event before the first one a replay after `lastEventId` would
+   * send, that a subscriber of `interest` may see; undefined when there is none to name.
+   */
+  anchor(lastEventId: string | undefined, interest: Interest): string | undefined;
+}
 
 export function createHub(options: HubOptions = {}): Hub {
   const {
@@ -175,19 +222,21 @@ export function createHub(options: HubOptions = {}): Hub {
   let lag = 0;
   /** After a gap, the last id heard before it: live clients get a reset with the next entry. */
   let gapAfter: string | undefined;
+  /** Where a subscriber resumes when it is not `stream.lastEventId` (a protocol's own parameter, `earliest`). */
+  const resumePoints = new WeakMap<Subscriber, string>();
 
   const listener: LogListener = {
     receive(entry: LogEntry) {
       // The id line goes first so the rest is the body as published; field order means nothing to parsers.
-      const payload = new Payload(encoder.encode(`id: ${entry.id}\n${entry.body}`));
-      const received = { seq: ++seq, id: entry.id, topics: entry.topics, payload, time: entry.time };
+      const payload = new Payload(encoder.encode(`id: ${entry.alias ?? entry.id}\n${entry.body}`));
+      const received = { seq: ++seq, id: entry.id, topics: entry.topics, payload, time: entry.time, alias: entry.alias, private: entry.private };
       lag = Math.max(0, Date.now() - entry.time);
       if (gapAfter !== undefined) resetLiveClients(gapAfter, entry.id);
       gapAfter = undefined;
       history.add(received);
       fanOut.enqueue(received);
       // Clients that came with this id (or an earlier one) before this instance had heard it.
-      for (const subscriber of catchUp.heard(entry.id)) if (subscriber.state === 'held') join(subscriber);
+      catchUp.heard(entry.id);
     },
     lost() {
       logger.warn({}, 'serve-sse: the backplane lost events this instance had not read (trimmed while it lagged or was cut off, or Redis lost its data); older ids now get a reset');
@@ -196,9 +245,8 @@ export function createHub(options: HubOptions = {}): Hub {
       history.clear();
     },
   };
-  const catchUp = new CatchUp(catchUpTimeout, (late) => {
-    logger.warn({ clients: late.length, timeoutMs: catchUpTimeout }, 'serve-sse: clients waited too long for this instance to catch up with their Last-Event-ID; ending their streams so that they come back');
-    for (const subscriber of late) subscriber.end(undefined);
+  const catchUp = new CatchUp(catchUpTimeout, (count) => {
+    logger.warn({ clients: count, timeoutMs: catchUpTimeout }, 'serve-sse: clients waited too long for this instance to catch up with their Last-Event-ID; ending their streams so that they come back');
   });
   // Subscriptions wait while the backplane loads the shared history, so their replay sees it.
   let opening: Subscriber[] | undefined;
@@ -231,16 +279,18 @@ export function createHub(options: HubOptions = {}): Hub {
     return new Payload(encoder.encode(formatEvent({ event: resetEvent, id, data })));
   }
 
-  function publish(topics: string | string[], event: SseEvent): Promise<string> {
+  function publish(topics: string | string[], event: SseEvent, options: PublishOptions = {}): Promise<string> {
     try {
       if (closing) throw new Error('serve-sse: the hub is closed; publish is refused');
       const list = checkTopics(typeof topics === 'string' ? [topics] : topics, 'publish');
-      if (event?.id !== undefined) throw new TypeError('serve-sse: the hub assigns event ids; publish an event without `id`');
+      if (event?.id !== undefined) throw new TypeError('serve-sse: the hub assigns event ids; publish an event without `id` (a publisher\'s own id goes in the options: publish(topics, event, { id }))');
+      const { id: alias, private: isPrivate } = checkPublishOptions(options);
       // Serialised once for the whole cluster: every instance prefixes the id and sends these bytes.
-      const appended = backplane.append(list, formatEvent(event));
+      const meta = alias === undefined && isPrivate !== true ? undefined : { alias, private: isPrivate === true };
+      const appended = backplane.append(list, formatEvent(event), meta);
       return appended.then((id) => {
         counts.published++;
-        return id;
+        return alias ?? id;
       });
     } catch (error) {
       return Promise.reject(error);
@@ -256,8 +306,12 @@ export function createHub(options: HubOptions = {}): Hub {
       counts.resets++;
       return;
     }
-    const missed = since.entries;
-    subscriber.lastId = missed.at(-1)?.id ?? lastEventId;
+    replayEntries(subscriber, since.entries, lastEventId);
+  }
+
+  function replayEntries(subscriber: Subscriber, missed: HistoryEntry[], lastEventId: string): void {
+    const last = missed.at(-1);
+    subscriber.lastId = last === undefined ? lastEventId : (last.alias ?? last.id);
     if (missed.length === 0) return;
     // The history's own bytes, written as the client reads them: never a copy per client.
     subscriber.queue(missed.map((entry) => entry.payload));
@@ -265,20 +319,22 @@ export function createHub(options: HubOptions = {}): Hub {
     counts.delivered += missed.length;
   }
 
-  function subscribe(stream: SseStream, topics: string[]): Subscription {
-    const list = checkTopics(topics, 'subscribe');
+  function subscribe(stream: SseStream, topics: string[] | Interest, options: SubscribeOptions = {}): Subscription {
+    const interest = Array.isArray(topics) ? { topics: checkTopics(topics, 'subscribe') } : checkInterest(topics);
     // A closed hub ends the stream rather than leave it open with nothing to come.
     if (closing) {
       stream.close();
-      return { topics: list, unsubscribe: () => {} };
+      return { topics: interest.topics, unsubscribe: () => {} };
     }
-    const subscriber = enter(stream, list);
+    const subscriber = enter(stream, interest, options);
     return { topics: subscriber.topics, unsubscribe: () => subscriber.unsubscribe() };
   }
 
   /** Joins now, or once the backplane has loaded the shared history. */
-  function enter(stream: SseStream, topics: readonly string[]): Subscriber {
-    const subscriber = new Subscriber(stream, fanOut.intern(topics), fanOut);
+  function enter(stream: SseStream, interest: Interest, options: SubscribeOptions = {}): Subscriber {
+    const subscriber = new Subscriber(stream, fanOut.intern(interest.topics), fanOut, extraOf(interest));
+    if (options.after !== undefined) resumePoints.set(subscriber, options.after);
+    if (options.fromEarliest === true) resumePoints.set(subscriber, EARLIEST);
     // Watched from the start: a subscription held before it joins must not outlive its stream either.
     if (subscriber.connection !== undefined) subscriber.connection.onClosed(subscriber);
     else stream.signal.addEventListener('abort', subscriber, { once: true });
@@ -290,27 +346,103 @@ export function createHub(options: HubOptions = {}): Hub {
     return subscriber;
   }
 
-  function join(subscriber: Subscriber): void {
+  /**
+   * Joins now, replaying first; or holds the subscriber until this instance has heard its id.
+   * `mayWait`: false once it has waited (what is still unknown then is unknown).
+   */
+  function join(subscriber: Subscriber, mayWait = true): void {
     const { stream } = subscriber;
     if (stream.closed) return;
     // Everything received so far reaches it by replay or not at all; the rest, by fan-out.
     // Replay and registration happen in one synchronous step: no event can fall between them, and
     // none can arrive twice.
     subscriber.since = seq;
-    const { lastEventId } = stream;
-    if (lastEventId !== undefined) {
-      const since = history.since(lastEventId, subscriber.topics, Date.now());
-      if (!since.known && since.reason === 'ahead' && backplane.mayBeAhead?.(lastEventId) === true) {
-        // From this instance's future: join when it gets there (see CatchUp).
+    const lastEventId = resumePoints.get(subscriber) ?? stream.lastEventId;
+    if (lastEventId === EARLIEST) {
+      resumePoints.delete(subscriber);
+      replayEntries(subscriber, history.all(subscriber, Date.now()), '');
+    } else if (lastEventId !== undefined) {
+      const since = history.since(lastEventId, subscriber, Date.now());
+      if (!since.known && mayWait && waitForId(lastEventId, since, subscriberWaiter(subscriber))) {
         fanOut.hold(subscriber);
-        catchUp.wait(subscriber, lastEventId);
         return;
       }
+      resumePoints.delete(subscriber);
       replay(subscriber, lastEventId, since);
     }
     if (stream.closed) return;
     fanOut.add(subscriber);
   }
+
+  /**
+   * Whether `waiter` must wait for this instance to hear `lastEventId`, which it does not know:
+   * a log id from its future (the backplane says it may lag), or an id a publisher chose that this
+   * instance may not have heard yet (it waits until it has heard the log's newest entry as of now).
+   */
+  function waitForId(lastEventId: string, since: Since, waiter: Waiter): boolean {
+    if (since.known) return false;
+    if (since.reason === 'ahead') {
+      if (backplane.mayBeAhead?.(lastEventId) !== true) return false;
+      catchUp.wait(waiter, lastEventId);
+      return true;
+    }
+    if (isLogId(lastEventId) || backplane.head === undefined) return false;
+    askHead(waiter, Date.now() + catchUpTimeout);
+    return true;
+  }
+
+  /** Asks the log for its newest id (again, while it cannot answer: cut off, say), then waits for it. */
+  function askHead(waiter: Waiter, deadline: number): void {
+    backplane.head!().then(
+      (newest) => {
+        if (!waiter.waiting) return;
+        if (newest === undefined || history.reached(newest)) waiter.heard();
+        else catchUp.wait(waiter, newest);
+      },
+      () => {
+        if (!waiter.waiting) return;
+        if (Date.now() >= deadline) waiter.timedOut();
+        else setTimeout(askHead, HEAD_RETRY_MS, waiter, deadline);
+      },
+    );
+  }
+
+  /** A held subscription as a catch-up waiter: it joins when the id is heard, and ends if it never is. */
+  function subscriberWaiter(subscriber: Subscriber): Waiter {
+    return {
+      get waiting() {
+        return subscriber.state === 'held';
+      },
+      heard: () => join(subscriber, false),
+      timedOut: () => subscriber.end(undefined),
+    };
+  }
+
+  const internals: HubInternals = {
+    caughtUp(lastEventId) {
+      if (lastEventId === EARLIEST) return Promise.resolve();
+      const since = history.since(lastEventId, NOTHING_WANTED, Date.now());
+      return new Promise<void>((resolve) => {
+        let waiting = true;
+        const done = (): void => {
+          waiting = false;
+          resolve();
+        };
+        const waiter: Waiter = {
+          get waiting() {
+            return waiting && !closing;
+          },
+          heard: done,
+          timedOut: done,
+        };
+        if (!waitForId(lastEventId, since, waiter)) done();
+      });
+    },
+    anchor(lastEventId, interest) {
+      const filter = new Subscriber(NO_STREAM, checkInterest(interest).topics, fanOut, extraOf(interest));
+      return history.anchor(lastEventId === EARLIEST ? undefined : lastEventId, filter, Date.now());
+    },
+  };
 
   function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
     const { topics: chooseTopics = queryTopics, onConnect = defaultOnConnect, ...rest } = handlerOptions;
@@ -334,7 +466,7 @@ export function createHub(options: HubOptions = {}): Hub {
       else {
         const topics = chosen.get(connection.request) ?? [];
         chosen.delete(connection.request);
-        enter(connection, topics);
+        enter(connection, { topics });
       }
     });
   }
@@ -359,11 +491,12 @@ export function createHub(options: HubOptions = {}): Hub {
     const hints = retryHints(retry, retryJitter);
     const open: SseConnection[] = [];
     // Those still held (waiting for the backplane, or to catch up) are told to come back too.
-    const held = [...(opening ?? []), ...catchUp.drain()].filter((subscriber) => subscriber.state === 'held');
-    for (const subscriber of [...fanOut.all(), ...held]) {
+    for (const subscriber of [...fanOut.all(), ...fanOut.held()]) {
       subscriber.end(hints[Math.floor(Math.random() * hints.length)]);
       if (subscriber.connection !== undefined) open.push(subscriber.connection);
     }
+    // What still waits is a request (a protocol waiting to answer): released, to be refused.
+    for (const waiter of catchUp.drain()) waiter.timedOut();
     // A client that reads nothing never sees the end of its stream: cut it after the grace period,
     // or it would hold server.close() open.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -378,8 +511,70 @@ export function createHub(options: HubOptions = {}): Hub {
     await backplane.close();
   }
 
-  return { publish, subscribe, handler, stats, close };
+  const hub: Hub & { [HUB_INTERNALS]: HubInternals } = { publish, subscribe, handler, stats, close, [HUB_INTERNALS]: internals };
+  return hub;
 }
+
+/** How soon to ask a log that could not say its newest id again. */
+const HEAD_RETRY_MS = 250;
+
+/** The resume point that means "everything the history holds". */
+const EARLIEST = '\0earliest';
+
+/** A stream for filters that are never written to (anchor lookups). */
+const NO_STREAM: SseStream = {
+  request: new Request('http://hub.invalid/'),
+  lastEventId: undefined,
+  signal: AbortSignal.abort(),
+  closed: true,
+  dropped: 0,
+  send: () => Promise.resolve(),
+  comment: () => Promise.resolve(),
+  write: () => Promise.resolve(),
+  close: () => {},
+};
+
+/** Wants nothing: where only whether an id is known matters. */
+const NOTHING_WANTED = { topics: [], hasMatchers: false, wants: () => false, mayReceive: () => false };
+
+/** Matchers and access, kept apart from the topic names (see {@link Extra}). */
+function extraOf(interest: Interest): Extra | undefined {
+  const matchers = interest.matchers ?? [];
+  const { access } = interest;
+  if (matchers.length === 0 && access === undefined) return undefined;
+  const key = `${[...matchers.map((matcher) => matcher.key)].sort().join('\n')}\n\0${access?.key ?? ''}`;
+  return { matchers, access, key };
+}
+
+function checkInterest(interest: Interest): Interest {
+  if (interest === null || typeof interest !== 'object') throw new TypeError('serve-sse: subscribe needs topics: an array of names, or { topics, matchers?, access? }');
+  const topics = interest.topics.length === 0 ? [] : checkTopics(interest.topics, 'subscribe');
+  const matchers = interest.matchers ?? [];
+  for (const matcher of matchers) {
+    if (matcher === null || typeof matcher !== 'object' || typeof matcher.key !== 'string' || typeof matcher.matches !== 'function') {
+      throw new TypeError('serve-sse: each matcher needs a key (a string) and a matches(topic) method');
+    }
+  }
+  const { access } = interest;
+  if (access !== undefined && (access === null || typeof access !== 'object' || typeof access.key !== 'string' || typeof access.allows !== 'function')) {
+    throw new TypeError('serve-sse: access needs a key (a string) and an allows(topic) method');
+  }
+  if (topics.length === 0 && matchers.length === 0) throw new TypeError('serve-sse: subscribe needs at least one topic or matcher');
+  return { topics, matchers, access };
+}
+
+function checkPublishOptions(options: PublishOptions): PublishOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('serve-sse: publish options must be an object: { id?, private? }');
+  const { id, private: isPrivate } = options;
+  if (id !== undefined && !(typeof id === 'string' && id !== '' && id.length <= MAX_ALIAS_LENGTH && !/[\r\n\0]/.test(id))) {
+    throw new TypeError(`serve-sse: publish option id must be a non-empty string of at most ${MAX_ALIAS_LENGTH} characters without CR, LF or NUL; got ${JSON.stringify(id)?.slice(0, 80)}`);
+  }
+  if (isPrivate !== undefined && typeof isPrivate !== 'boolean') throw new TypeError('serve-sse: publish option private must be a boolean');
+  return options;
+}
+
+/** Longest id a publisher may choose: it goes on the wire, into every replay, and into the log. */
+const MAX_ALIAS_LENGTH = 1024;
 
 /**
  * The retry hints for close(): one, or a spread of a few when jittered, each framed once and

@@ -31,13 +31,16 @@ async function instance(key: string, url: string): Promise<{ hub: Hub; url: stri
   return { hub, url: running.url };
 }
 
-/** Publishes on `hub` every few ms until stopped; `ids` holds the log's order (one publisher). */
-function publisher(hub: Hub): { ids: string[]; stop(): Promise<void> } {
+/**
+ * Publishes on `hub` every few ms until stopped; `ids` holds the log's order (one publisher). With
+ * `ownIds`, each event carries an id of the publisher's choosing (as Mercure publishers do).
+ */
+function publisher(hub: Hub, ownIds: boolean): { ids: string[]; stop(): Promise<void> } {
   const ids: string[] = [];
   let running = true;
   const loop = (async () => {
     for (let n = 0; running; n++) {
-      ids.push(await hub.publish('news', { data: `n${n}` }));
+      ids.push(await hub.publish('news', { data: `n${n}` }, ownIds ? { id: `urn:example:${n}` } : {}));
       await sleep(4);
     }
   })();
@@ -52,7 +55,7 @@ function publisher(hub: Hub): { ids: string[]; stop(): Promise<void> } {
 
 const CLIENTS = 5;
 
-async function moveClients(moveAt: 'while cut off' | 'just after the heal'): Promise<string> {
+async function moveClients(moveAt: 'while cut off' | 'just after the heal', ownIds = false): Promise<string> {
   const key = keys.key();
   const proxy = await new RedisProxy(new URL(REDIS_URL)).start();
   cleanups.push(() => proxy.close());
@@ -61,7 +64,7 @@ async function moveClients(moveAt: 'while cut off' | 'just after the heal'): Pro
   const onA: EventReader[] = [];
   for (let n = 0; n < CLIENTS; n++) onA.push(await openEvents(`${a.url}/?topic=news`));
   await waitFor(() => a.hub.stats().connections === CLIENTS && b.hub.stats().backplaneConnected, 5000, 'clients on A, and B connected');
-  const published = publisher(a.hub);
+  const published = publisher(a.hub, ownIds);
   await sleep(300);
   proxy.cut();
   await sleep(moveAt === 'while cut off' ? 1500 : 3000);
@@ -107,5 +110,9 @@ describe('item 5: a client moving to a lagging instance', { skip: noRedis }, () 
 
   test('moved 150 ms after the instance heals: the same', async (t) => {
     t.diagnostic(await moveClients('just after the heal'));
+  });
+
+  test('ids chosen by the publisher: the instance waits until it has heard the log as it was, then resumes exactly', async (t) => {
+    t.diagnostic(await moveClients('while cut off', true));
   });
 });
