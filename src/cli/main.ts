@@ -65,9 +65,9 @@ function runDemo(args: string[]): void {
  * library needs neither), so an install without them gets told what to add.
  */
 async function runHubCommand(args: string[]): Promise<void> {
-  let hub: typeof import('./hub/command.js');
+  let hub: typeof import('./hub.js');
   try {
-    hub = await import('./hub/command.js');
+    hub = await import('./hub.js');
   } catch (error) {
     const missing = /Cannot find (?:package|module) '(pino|jose)'/.exec(String((error as Error)?.message));
     if (missing === null) throw error;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openEvents, type EventReader } from '../helpers.js';
-import { PUBLISHER_KEY, publisherToken, send, SUBSCRIBER_KEY, subscriberToken } from './hub-helpers.js';
+import { PUBLISHER_KEY, publisherToken, send, SUBSCRIBER_KEY, subscriberToken } from '../server/hub-helpers.js';
 
 const BIN = fileURLToPath(new URL('../../dist/esm/cli/main.js', import.meta.url));
 const children: ChildProcess[] = [];

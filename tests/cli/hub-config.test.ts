@@ -1,7 +1,8 @@
 /** `serve-sse hub` settings: flags, their environment twins, defaults, errors and the help text. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, DEFAULTS, hubUsage, parseHubArgs } from '../../src/cli/hub/config.js';
+import { ConfigError, hubUsage, parseHubArgs } from '../../src/cli/hub-flags.js';
+import { DEFAULTS } from '../../src/server/config.js';
 
 /** Every setting: flag, environment twin, a valid value as given, and what it parses to. */
 const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown, key: string]> = [

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { get, openEvents, waitFor } from '../helpers.js';
-import { closeAll, metric, PUBLISHER_KEY, publisherToken, rawExchange, send, startHub, type RawExchange, type TestHub } from '../cli/hub-helpers.js';
+import { closeAll, metric, PUBLISHER_KEY, publisherToken, rawExchange, send, startHub, type RawExchange, type TestHub } from '../server/hub-helpers.js';
 
 after(closeAll);
 

@@ -112,7 +112,7 @@ async function serveChild(config: HubProcessConfig): Promise<void> {
   let hub: import('../../src/index.js').Hub;
   let server: Server;
   if (config.kind === 'server') {
-    const { createHubServer } = await import('../../src/cli/hub/server.js');
+    const { createHubServer } = await import('../../src/server/server.js');
     const { pino } = await import('pino');
     const running = await createHubServer({ port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }), ...config.options });
     hub = running.hub;

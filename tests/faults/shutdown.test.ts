@@ -9,7 +9,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { openEvents, waitFor } from '../helpers.js';
-import { closeAll, PUBLISHER_KEY, publishJson, publisherToken, rawExchange, send, startHub, type TestHub } from '../cli/hub-helpers.js';
+import { closeAll, PUBLISHER_KEY, publishJson, publisherToken, rawExchange, send, startHub, type TestHub } from '../server/hub-helpers.js';
 
 after(closeAll);
 

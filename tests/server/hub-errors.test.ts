@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { RepeatedLog } from '../../src/cli/hub/repeated-log.js';
-import { createHubServer } from '../../src/cli/hub/server.js';
+import { RepeatedLog } from '../../src/server/http/repeated-log.js';
+import { createHubServer } from '../../src/server/server.js';
 import { waitFor } from '../helpers.js';
 import { closeAll, PUBLISHER_KEY, publishJson, publisherToken, startHub } from './hub-helpers.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { ExpiryWatch } from '../../src/cli/hub/expiry.js';
+import { ExpiryWatch } from '../../src/protocols/expiry.js';
 import { openEvents, waitFor } from '../helpers.js';
 import { closeAll, metric, PUBLISHER_KEY, publishJson, publisherToken, send, startHub } from './hub-helpers.js';
 

@@ -7,9 +7,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger as PinoLogger } from 'pino';
 import { defaultOnConnect, serveSse, type ConnectResult, type CorsOption, type Hub, type SseHandler, type SseRequest, type SseStream } from '../../index.js';
 import { bearerToken, checkTopics, cookieToken, type Grant, type Refusal, type TokenVerifier } from './auth.js';
-import { ExpiryWatch } from './expiry.js';
-import { clientAddress } from './limits.js';
-import type { ServerCounters } from './metrics.js';
+import { ExpiryWatch } from '../../protocols/expiry.js';
+import { clientAddress } from '../http/limits.js';
+import type { ServerCounters } from '../http/metrics.js';
 import { topicsProblem } from './topics.js';
 
 export interface EventsOptions {

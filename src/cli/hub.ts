@@ -2,9 +2,10 @@
  * `serve-sse hub`: settings from flags and environment, the server, and the process around it:
  * exit 2 for bad settings, 1 when it cannot start, 0 after a graceful shutdown on SIGTERM/SIGINT.
  */
-import { StartupError } from './backplane.js';
-import { ConfigError, hubUsage, parseHubArgs, type HubServerConfig } from './config.js';
-import { createHubServer } from './server.js';
+import { StartupError } from '../server/backplane.js';
+import type { HubServerConfig } from '../server/config.js';
+import { ConfigError, hubUsage, parseHubArgs } from './hub-flags.js';
+import { createHubServer } from '../server/server.js';
 
 /** Beyond the shutdown timeout, how long the process waits before exiting regardless. */
 const EXIT_GRACE = 2000;

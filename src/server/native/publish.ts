@@ -13,10 +13,10 @@ import type { Logger as PinoLogger } from 'pino';
 import type { Cors } from '../../cors.js';
 import type { Hub } from '../../index.js';
 import { bearerToken, checkTopics, type Refusal, type TokenVerifier } from './auth.js';
-import { clientAddress } from './limits.js';
+import { clientAddress } from '../http/limits.js';
 import { discardBody, readPublication } from './publish-body.js';
-import { errorKind, type RepeatedLog } from './repeated-log.js';
-import { respond } from './respond.js';
+import { errorKind, type RepeatedLog } from '../http/repeated-log.js';
+import { respond } from '../http/respond.js';
 
 export interface PublishOptions {
   hub: Hub;

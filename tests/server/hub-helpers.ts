@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { SignJWT, type JWTPayload } from 'jose';
 import { pino } from 'pino';
-import { createHubServer, type HubServer, type HubServerOptions } from '../../src/cli/hub/server.js';
+import { createHubServer, type HubServer, type HubServerOptions } from '../../src/server/server.js';
 
 export const PUBLISHER_KEY = 'publisher-key-for-tests-0123456789abcdef';
 export const SUBSCRIBER_KEY = 'subscriber-key-for-tests-0123456789abcdef';

@@ -5,20 +5,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger as PinoLogger } from 'pino';
-import { resolveCors } from '../../cors.js';
-import { createHub, type CorsOption, type Hub, type HubOptions } from '../../index.js';
-import { createVerifier, MIN_KEY_BYTES, type TokenVerifier } from './auth.js';
+import { resolveCors } from '../cors.js';
+import { createHub, type CorsOption, type Hub, type HubOptions } from '../index.js';
+import { createVerifier, MIN_KEY_BYTES, type TokenVerifier } from './native/auth.js';
 import { loadRedisBackplane } from './backplane.js';
-import { createClientErrorHandler } from './client-errors.js';
+import { createClientErrorHandler } from './http/client-errors.js';
 import { DEFAULTS, type HubServerConfig } from './config.js';
-import { Exchanges, type TrackedExchange } from './exchanges.js';
-import { ConnectionCap, clientAddress } from './limits.js';
-import { listen } from './listen.js';
-import { METRICS_CONTENT_TYPE, renderMetrics, ServerCounters } from './metrics.js';
-import { createPublishHandler } from './publish.js';
-import { errorKind, RepeatedLog } from './repeated-log.js';
-import { respond } from './respond.js';
-import { createEventsEndpoint } from './subscribe.js';
+import { Exchanges, type TrackedExchange } from './http/exchanges.js';
+import { ConnectionCap, clientAddress } from './http/limits.js';
+import { listen } from './http/listen.js';
+import { METRICS_CONTENT_TYPE, renderMetrics, ServerCounters } from './http/metrics.js';
+import { createPublishHandler } from './native/publish.js';
+import { errorKind, RepeatedLog } from './http/repeated-log.js';
+import { respond } from './http/respond.js';
+import { createEventsEndpoint } from './native/subscribe.js';
 
 export interface HubServerOptions extends Partial<HubServerConfig> {
   /** Where logs go. Default: pino JSON lines on stdout at `logLevel`. */
