@@ -5,7 +5,10 @@
  * limit, 408 for a body that does not arrive in time, 400 for a malformed body.
  */
 import type { IncomingMessage } from 'node:http';
+import { contentType, readBody, type BodyLimits } from '../../request-body.js';
 import { topicsProblem } from './topics.js';
+
+export type { BodyLimits } from '../../request-body.js';
 
 export interface Publication {
   topics: string[];
@@ -15,15 +18,6 @@ export interface Publication {
 }
 
 export type BodyResult = { ok: true; publication: Publication } | { ok: false; status: 400 | 408 | 413 | 415; message: string };
-
-export interface BodyLimits {
-  /** Largest body, in bytes. */
-  maxBody: number;
-  /** Milliseconds the whole body may take, counted from `since`. */
-  bodyTimeout: number;
-  /** When the request's head arrived (`Date.now()`). */
-  since: number;
-}
 
 const FIELDS = ['topic', 'topics', 'event', 'data'];
 const MAX_EVENT_LENGTH = 256;
@@ -58,63 +52,12 @@ export async function discardBody(request: IncomingMessage, limits: BodyLimits):
 }
 
 function contentKind(header: string | undefined): 'json' | 'form' | BodyResult {
-  const [essence = '', ...params] = (header ?? '').split(';').map((part) => part.trim().toLowerCase());
-  const charset = params.find((param) => param.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') {
-    return { ok: false, status: 415, message: `charset ${charset} is not supported; send UTF-8` };
-  }
+  const { essence, charset, utf8 } = contentType(header);
+  if (!utf8) return { ok: false, status: 415, message: `charset ${charset} is not supported; send UTF-8` };
   if (essence === 'application/json') return 'json';
   if (essence === 'application/x-www-form-urlencoded') return 'form';
   const got = essence === '' ? 'no Content-Type' : `Content-Type ${essence}`;
   return { ok: false, status: 415, message: `${got}: send application/json or application/x-www-form-urlencoded` };
-}
-
-/**
- * The whole body; or `"too large"` as soon as it passes `maxBody` bytes, `"too slow"` when it has
- * not all arrived by the deadline (the rest is not read then). With `keep` false, the bytes are
- * counted and dropped.
- */
-function readBody(request: IncomingMessage, { maxBody, bodyTimeout, since }: BodyLimits, keep = true): Promise<Buffer | 'too large' | 'too slow'> {
-  const declared = Number(request.headers['content-length']);
-  if (declared > maxBody) return Promise.resolve('too large');
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      request.off('data', onData);
-      request.off('end', onEnd);
-      request.off('error', onError);
-      request.off('close', onClose);
-    };
-    // Stop buffering what the client keeps sending; the answer (413, 408) closes the connection.
-    const giveUp = (why: 'too large' | 'too slow'): void => {
-      cleanup();
-      request.pause();
-      resolve(why);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBody) giveUp('too large');
-      else if (keep) chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, keep ? size : 0));
-    };
-    const onError = (error: Error): void => {
-      cleanup();
-      reject(error);
-    };
-    const onClose = (): void => onError(new Error('the client went away before sending the whole body'));
-    // Node's own request timeout is far longer (and answers without saying which endpoint): a
-    // stalled body would hold its connection for minutes.
-    const timer = setTimeout(() => giveUp('too slow'), Math.max(0, since + bodyTimeout - Date.now()));
-    request.on('data', onData);
-    request.on('end', onEnd);
-    request.on('error', onError);
-    request.on('close', onClose);
-  });
 }
 
 function fromJson(text: string): BodyResult {
