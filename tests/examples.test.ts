@@ -126,6 +126,25 @@ test('examples/koa.mjs: upstream middleware sets the user and a header, then the
   await stop(started);
 });
 
+test('examples/mercure-express.mjs: a Mercure subscriber gets the ticks, and a publisher with a token is heard', async () => {
+  const started = await start('examples/mercure-express.mjs');
+  const reader = await openEvents(started.url);
+  await reader.until(() => reader.events.length >= 1, 5000, 'a tick');
+  assert.match(reader.events[0]!.id ?? '', /^urn:example:tick:\d+$/);
+  const { SignJWT } = await import('jose');
+  const token = await new SignJWT({ mercure: { publish: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('change-me-to-32-random-bytes-or-more!!'));
+  const hub = new URL(started.url);
+  const published = await fetch(`${hub.origin}${hub.pathname}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ topic: 'https://example.com/clock', data: 'from a publisher' }),
+  });
+  assert.equal(published.status, 200);
+  const id = await published.text();
+  await reader.until(() => reader.events.some((event) => event.id === id), 5000, 'the publication');
+  reader.res.destroy();
+});
+
 test('examples/http2.mjs serves an event stream over cleartext HTTP/2', async () => {
   const started = await start('examples/http2.mjs');
   const { origin, pathname } = new URL(started.url);

@@ -472,3 +472,5 @@ function optionError(name: string, expected: string, value: unknown): TypeError 
   const shown = name === 'url' || typeof value !== 'string' ? typeof value : JSON.stringify(value);
   return new TypeError(`serve-sse: redisBackplane option ${name} must be ${expected}; got ${shown}`);
 }
+
+export { redisPresence, type RedisPresenceOptions } from './redis-presence.js';

@@ -17,6 +17,10 @@ interface Setting {
   key: Key;
   flag: string;
   env: string;
+  /** Other variables that set it, after `env`: the names Mercure's container image reads. */
+  twins: readonly string[];
+  /** A boolean flag that turns the setting off (`--no-subscriptions`). */
+  negates: boolean;
   /** How the value is shown in the help; undefined for a boolean flag. */
   arg: string | undefined;
   help: string;
@@ -33,8 +37,26 @@ const SETTINGS: readonly Setting[] = [
     'Share publications and history with other instances through Redis (redis:// or rediss://). Default: in memory, one instance.'),
   setting('redis-key', 'SERVE_SSE_REDIS_KEY', 'KEY', nonEmpty,
     'The Redis stream shared by the instances of one hub; separate hubs on one Redis need separate keys. Default serve-sse.'),
-  setting('publisher-key', 'SERVE_SSE_PUBLISHER_KEY', 'KEY', nonEmpty, "HS256 key of publishers' JWTs. Without it, POST /publish is refused."),
-  setting('subscriber-key', 'SERVE_SSE_SUBSCRIBER_KEY', 'KEY', nonEmpty, "HS256 key of subscribers' JWTs. Without it, anyone may subscribe to any topic."),
+  setting('publisher-key', 'SERVE_SSE_PUBLISHER_KEY', 'KEY', nonEmpty,
+    "Key of publishers' JWTs: a secret (HS256 by default) or a PEM public key or certificate. Without it, publishing is refused.", { twins: ['MERCURE_PUBLISHER_JWT_KEY'] }),
+  setting('publisher-alg', 'SERVE_SSE_PUBLISHER_ALG', 'ALG', algorithm, "Algorithm of publishers' JWTs. Default HS256 for a secret, RS256 for a PEM key.", { twins: ['MERCURE_PUBLISHER_JWT_ALG'] }),
+  setting('publisher-jwks-url', 'SERVE_SSE_PUBLISHER_JWKS_URL', 'URL', httpUrl, "A JWK Set URL for publishers' keys, instead of --publisher-key."),
+  setting('subscriber-key', 'SERVE_SSE_SUBSCRIBER_KEY', 'KEY', nonEmpty,
+    "Key of subscribers' JWTs (as --publisher-key). Without it, anyone may subscribe (to public updates, on Mercure).", { twins: ['MERCURE_SUBSCRIBER_JWT_KEY'] }),
+  setting('subscriber-alg', 'SERVE_SSE_SUBSCRIBER_ALG', 'ALG', algorithm, "Algorithm of subscribers' JWTs (as --publisher-alg).", { twins: ['MERCURE_SUBSCRIBER_JWT_ALG'] }),
+  setting('subscriber-jwks-url', 'SERVE_SSE_SUBSCRIBER_JWKS_URL', 'URL', httpUrl, "A JWK Set URL for subscribers' keys, instead of --subscriber-key."),
+  setting('anonymous', 'SERVE_SSE_ANONYMOUS', undefined, boolean,
+    'Mercure: with a subscriber key, still let subscribers without a token in, for public updates only. In the environment: 1/true or 0/false.'),
+  setting('jwt-issuer', 'SERVE_SSE_JWT_ISSUER', 'ISS', nonEmpty, 'Mercure draft-08 (at+jwt) tokens must have been issued by this iss.'),
+  setting('jwt-audience', 'SERVE_SSE_JWT_AUDIENCE', 'AUD', nonEmpty,
+    "Mercure draft-08 (at+jwt) tokens must name this audience in aud (the hub's resource identifier); without it they are refused."),
+  setting('publish-origins', 'SERVE_SSE_PUBLISH_ORIGINS', 'ORIGINS', originList,
+    "Mercure: comma-separated origins allowed to publish with a cookie (against cross-site request forgery). Default: the hub's own."),
+  setting('no-subscriptions', 'SERVE_SSE_SUBSCRIPTIONS', undefined, boolean,
+    "Mercure: turn off active subscriptions (subscription events and /.well-known/mercure/subscriptions). On by default; in the environment 0 turns them off.",
+    { key: 'subscriptions', negates: true }),
+  setting('public-url', 'SERVE_SSE_PUBLIC_URL', 'URL', httpUrl,
+    "The hub's public URL (https://hub.example.com): relative Mercure topics and URL patterns resolve against it."),
   setting('cors', 'SERVE_SSE_CORS', 'ORIGINS', corsOrigins,
     'Comma-separated origins allowed cross-origin (https://app.example,...), with cookies; "*" for any origin, without cookies. Default: same origin only.'),
   setting('max-body', 'SERVE_SSE_MAX_BODY', 'BYTES', (value, where) => integer(value, where, 1, MAX_INT),
@@ -58,11 +80,18 @@ const SETTINGS: readonly Setting[] = [
   setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),
 ];
 
-/** A setting whose config key is its flag in camel case (`--max-body`: `maxBody`). */
-function setting(flag: string, env: string, arg: string | undefined, parse: Setting['parse'], help: string): Setting {
-  const key = flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase()) as Key;
-  if (!(key in DEFAULTS)) throw new Error(`serve-sse: no hub setting ${key}`);
-  return { key, flag, env, arg, parse, help };
+/** A setting whose config key is its flag in camel case (`--max-body`: `maxBody`), unless told. */
+function setting(
+  flag: string,
+  env: string,
+  arg: string | undefined,
+  parse: Setting['parse'],
+  help: string,
+  { twins = [], key, negates = false }: { twins?: string[]; key?: Key; negates?: boolean } = {},
+): Setting {
+  const configKey = key ?? (flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase()) as Key);
+  if (!(configKey in DEFAULTS)) throw new Error(`serve-sse: no hub setting ${configKey}`);
+  return { key: configKey, flag, env, twins, negates, arg, parse, help };
 }
 
 /**
@@ -82,22 +111,44 @@ export function parseHubArgs(args: readonly string[], env: NodeJS.ProcessEnv): {
   if (values.help === true) return { help: true, config: { ...DEFAULTS } };
 
   const config: Record<string, unknown> = { ...DEFAULTS };
+  const directives = mercureDirectives(env.MERCURE_EXTRA_DIRECTIVES);
   for (const setting of SETTINGS) {
     const fromFlag = values[setting.flag];
     // An empty variable counts as unset: container platforms often define every variable.
-    const fromEnv = env[setting.env] === '' ? undefined : env[setting.env];
+    const envName = [setting.env, ...setting.twins].find((name) => env[name] !== undefined && env[name] !== '');
     if (fromFlag !== undefined) {
-      config[setting.key] = typeof fromFlag === 'boolean' ? fromFlag : setting.parse(fromFlag, `--${setting.flag}`);
-    } else if (fromEnv !== undefined) {
-      config[setting.key] = setting.parse(fromEnv, setting.env);
+      config[setting.key] = typeof fromFlag === 'boolean' ? fromFlag !== setting.negates : setting.parse(fromFlag, `--${setting.flag}`);
+    } else if (envName !== undefined) {
+      // A variable names the setting, not the flag: SERVE_SSE_SUBSCRIPTIONS=0 turns them off.
+      config[setting.key] = setting.parse(env[envName]!, envName);
+    } else if (directives.has(setting.key)) {
+      config[setting.key] = directives.get(setting.key);
     }
   }
   return { help: false, config: config as unknown as HubServerConfig };
 }
 
+/**
+ * The Caddyfile directives of Mercure's container image (`MERCURE_EXTRA_DIRECTIVES`) that have a
+ * meaning here: `anonymous`, `cors_origins`, `publish_origins`, `subscriptions`. A compose file
+ * switches images without changing its environment; other directives are ignored (Caddy's own).
+ */
+function mercureDirectives(text: string | undefined): Map<Key, unknown> {
+  const found = new Map<Key, unknown>();
+  for (const line of (text ?? '').split(/\r?\n/)) {
+    const [name, ...words] = line.trim().split(/\s+/);
+    const where = `MERCURE_EXTRA_DIRECTIVES (${name})`;
+    if (name === 'anonymous') found.set('anonymous', true);
+    else if (name === 'subscriptions') found.set('subscriptions', true);
+    else if (name === 'cors_origins' && words.length > 0) found.set('cors', corsOrigins(words.join(','), where));
+    else if (name === 'publish_origins' && words.length > 0) found.set('publishOrigins', originList(words.join(','), where));
+  }
+  return found;
+}
+
 /** The `serve-sse hub --help` text. */
 export function hubUsage(): string {
-  const rows = SETTINGS.map((s) => ({ left: `--${s.flag}${s.arg === undefined ? '' : ` ${s.arg}`}`, env: s.env, help: s.help }));
+  const rows = SETTINGS.map((s) => ({ left: `--${s.flag}${s.arg === undefined ? '' : ` ${s.arg}`}`, env: [s.env, ...s.twins].join(', '), help: s.help }));
   const width = Math.max(...rows.map((row) => row.left.length)) + 2;
   const indent = `  ${''.padEnd(width)}`;
   const lines = rows.map((row) => {
@@ -106,9 +157,11 @@ export function hubUsage(): string {
   });
   return `Usage: serve-sse hub [options]
 
-A standalone SSE hub: backends POST /publish (with a JWT), browsers GET /events?topic=...
-Flags win over their environment variables. Prefer the environment for keys: a command
-line is visible to every user of the machine.
+A standalone SSE hub: backends POST /publish (with a JWT), browsers GET /events?topic=...;
+and a Mercure hub at /.well-known/mercure (draft-07 and draft-08).
+Flags win over their environment variables, which win over Mercure's MERCURE_EXTRA_DIRECTIVES
+(anonymous, cors_origins, publish_origins, subscriptions). Prefer the environment for keys:
+a command line is visible to every user of the machine.
 
 Options:
 ${lines.join('\n')}
@@ -120,6 +173,9 @@ Endpoints:
   GET  /healthz                  liveness: 200 while serving, 503 while shutting down
   GET  /readyz                   readiness: 503 while shutting down or while the backplane is disconnected
   GET  /metrics                  Prometheus text format
+  GET  /.well-known/mercure      Mercure: subscribe (?topic= draft-07, ?match= / ?match_urlpattern= draft-08)
+  POST /.well-known/mercure      Mercure: publish (form fields topic, data, private, id, type, retry)
+  GET  /.well-known/mercure/subscriptions[/...]   Mercure: active subscriptions
 `;
 }
 
@@ -183,6 +239,38 @@ function boolean(value: string, where: string): boolean {
   if (lower === '1' || lower === 'true' || lower === 'yes') return true;
   if (lower === '0' || lower === 'false' || lower === 'no') return false;
   throw new ConfigError(`${where} must be 1/true/yes or 0/false/no; got ${JSON.stringify(value)}`);
+}
+
+const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+function algorithm(value: string, where: string): string {
+  const found = ALGORITHMS.find((alg) => alg.toLowerCase() === value.toLowerCase());
+  if (found === undefined) throw new ConfigError(`${where} must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(value)}`);
+  return found;
+}
+
+function httpUrl(value: string, where: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new ConfigError(`${where} must be an http:// or https:// URL; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function originList(value: string, where: string): string[] {
+  const origins = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (origins.length === 0) throw new ConfigError(`${where} needs at least one origin`);
+  for (const origin of origins) {
+    if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/i.test(origin)) {
+      throw new ConfigError(`${where}: each origin must be scheme://host[:port] with no path; got ${JSON.stringify(origin)}`);
+    }
+  }
+  return origins;
 }
 
 function logLevel(value: string, where: string): LogLevel {

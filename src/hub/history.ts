@@ -90,6 +90,7 @@ export class History {
    */
   #floor: string | undefined;
   #last: string | undefined;
+  #lastWire: string | undefined;
 
   constructor(
     readonly capacity: number,
@@ -109,8 +110,14 @@ export class History {
     return this.#last;
   }
 
+  /** The id on the wire of the most recent event, if any (its publisher's, or the log's). */
+  get lastWireId(): string | undefined {
+    return this.#lastWire;
+  }
+
   add(entry: HistoryEntry): void {
     this.#last = entry.id;
+    this.#lastWire = entry.alias ?? entry.id;
     if (this.capacity === 0) {
       this.#floor = entry.id;
       return;
@@ -165,25 +172,24 @@ export class History {
   }
 
   /**
-   * The id (on the wire) of the most recent event before the first one a replay after
-   * `lastEventId` sends, that `filter` may be sent (public, or private and allowed); undefined if
-   * `lastEventId` is not retained, or no such event is found within {@link ANCHOR_SCAN_LIMIT}
-   * entries. Mercure's `Last-Event-ID` response header: it never names an event the subscriber
-   * may not see.
+   * The id (on the wire) of the event a replay after `lastEventId` starts from, if `filter` may be
+   * sent it (public, or private and allowed), else of the most recent one before it that it may,
+   * within {@link ANCHOR_SCAN_LIMIT} entries; undefined if `lastEventId` is not retained or none is
+   * found. Without `lastEventId`, the newest it may be sent. Mercure's `Last-Event-ID` response
+   * header: equal to the id asked for when nothing was lost, and never naming an event the
+   * subscriber may not see.
    */
   anchor(lastEventId: string | undefined, filter: ReplayFilter, now: number): string | undefined {
     this.#expire(now);
     let index: number;
-    if (lastEventId === undefined) index = this.#size;
+    if (lastEventId === undefined) index = this.#size - 1;
     else {
       const seq = this.#seqOf(lastEventId);
       if (seq === undefined) return undefined;
-      index = this.#indexAfter(seq);
-      // The first event the replay sends: predecessors are looked for before it.
-      while (index < this.#size && !filter.wants(this.#entry(index))) index++;
+      index = this.#indexAfter(seq) - 1;
     }
-    for (let i = index - 1, scanned = 0; i >= 0 && scanned < ANCHOR_SCAN_LIMIT; i--, scanned++) {
-      const entry = this.#entry(i);
+    for (let scanned = 0; index >= 0 && scanned < ANCHOR_SCAN_LIMIT; index--, scanned++) {
+      const entry = this.#entry(index);
       if (filter.mayReceive(entry)) return entry.alias ?? entry.id;
     }
     return undefined;

@@ -164,10 +164,13 @@ export interface HubInternals {
    */
   caughtUp(lastEventId: string): Promise<void>;
   /**
-   * The id of the most recent event before the first one a replay after `lastEventId` would
-   * send, that a subscriber of `interest` may see; undefined when there is none to name.
+   * The id of the event a replay after `lastEventId` starts from, if a subscriber of `interest`
+   * may see it, else of the most recent one before it that it may; undefined when there is none to
+   * name (Mercure's `Last-Event-ID` response header).
    */
   anchor(lastEventId: string | undefined, interest: Interest): string | undefined;
+  /** The id on the wire of the newest event this instance has heard, if any. */
+  lastEventId(): string | undefined;
 }
 
 export function createHub(options: HubOptions = {}): Hub {
@@ -438,6 +441,7 @@ export function createHub(options: HubOptions = {}): Hub {
         if (!waitForId(lastEventId, since, waiter)) done();
       });
     },
+    lastEventId: () => history.lastWireId,
     anchor(lastEventId, interest) {
       const filter = new Subscriber(NO_STREAM, checkInterest(interest).topics, fanOut, extraOf(interest));
       return history.anchor(lastEventId === EARLIEST ? undefined : lastEventId, filter, Date.now());

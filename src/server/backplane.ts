@@ -1,7 +1,8 @@
 /**
- * `--redis URL`: the Redis backplane, loaded only when asked for, so that a hub in memory needs
+ * `--redis URL`: the Redis backplane and presence, loaded only when asked for, so that a hub in memory needs
  * no ioredis.
  */
+import type { Presence } from '../backplanes/presence.js';
 import type { Backplane, Logger } from '../index.js';
 
 /** A start-up failure the user can fix (a missing package, say): the bin prints it and exits 1. */
@@ -9,8 +10,14 @@ export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
-/** The backplane for `createHub({ backplane })`. @throws StartupError when ioredis is missing */
-export async function loadRedisBackplane(url: string, key: string, logger: Logger): Promise<Backplane> {
+/** What `--redis` gives the server: the log its instances share, and their presence. */
+export interface RedisParts {
+  backplane: Backplane;
+  presence: Presence;
+}
+
+/** The backplane for `createHub({ backplane })`, and presence on the same key. @throws StartupError when ioredis is missing */
+export async function loadRedis(url: string, key: string, logger: Logger): Promise<RedisParts> {
   let redis: typeof import('../backplanes/redis.js');
   try {
     redis = await import('../backplanes/redis.js');
@@ -22,5 +29,5 @@ export async function loadRedisBackplane(url: string, key: string, logger: Logge
     throw error;
   }
   // The logger puts Redis trouble in the server's own JSON lines rather than on the console.
-  return redis.redisBackplane({ url, key, logger });
+  return { backplane: redis.redisBackplane({ url, key, logger }), presence: redis.redisPresence({ url, key, logger }) };
 }

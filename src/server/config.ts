@@ -14,10 +14,28 @@ export interface HubServerConfig {
   redis: string | undefined;
   /** The Redis stream that instances of one hub share. */
   redisKey: string;
-  /** Undefined: publishing is refused. */
+  /** Undefined (and no `publisherJwksUrl`): publishing is refused. A secret, or a PEM public key or certificate. */
   publisherKey: string | undefined;
-  /** Undefined: subscribing is open to anyone. */
+  /** The algorithm of publishers' tokens; undefined: HS256 for a secret, RS256 for a PEM key. */
+  publisherAlg: string | undefined;
+  /** Publishers' keys from a JWK Set instead of `publisherKey`. */
+  publisherJwksUrl: string | undefined;
+  /** Undefined (and no `subscriberJwksUrl`): subscribing is open to anyone, for public updates. */
   subscriberKey: string | undefined;
+  subscriberAlg: string | undefined;
+  subscriberJwksUrl: string | undefined;
+  /** With a subscriber key, subscribers without a token still get public updates (Mercure). */
+  anonymous: boolean;
+  /** Draft-08 (`at+jwt`) Mercure tokens must have been issued by this `iss`. */
+  jwtIssuer: string | undefined;
+  /** Draft-08 (`at+jwt`) Mercure tokens must name this audience in `aud`. */
+  jwtAudience: string | undefined;
+  /** Origins allowed to publish to Mercure with a cookie; undefined: the hub's own. */
+  publishOrigins: string[] | undefined;
+  /** Mercure's active subscriptions (events and API). */
+  subscriptions: boolean;
+  /** The hub's public URL: what relative Mercure topics and patterns resolve against. */
+  publicUrl: string | undefined;
   /** `"*"`: any origin, without credentials. A list: those origins, with credentials. */
   cors: '*' | string[] | undefined;
   /** Largest publish body, in bytes. */
@@ -52,7 +70,17 @@ export const DEFAULTS: HubServerConfig = {
   redis: undefined,
   redisKey: 'serve-sse',
   publisherKey: undefined,
+  publisherAlg: undefined,
+  publisherJwksUrl: undefined,
   subscriberKey: undefined,
+  subscriberAlg: undefined,
+  subscriberJwksUrl: undefined,
+  anonymous: false,
+  jwtIssuer: undefined,
+  jwtAudience: undefined,
+  publishOrigins: undefined,
+  subscriptions: true,
+  publicUrl: undefined,
   cors: undefined,
   maxBody: 1024 * 1024,
   maxConnectionsPerIp: 100,

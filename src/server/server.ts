@@ -8,7 +8,9 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { resolveCors } from '../cors.js';
 import { createHub, type CorsOption, type Hub, type HubOptions } from '../index.js';
 import { createVerifier, MIN_KEY_BYTES, type TokenVerifier } from './native/auth.js';
-import { loadRedisBackplane } from './backplane.js';
+import { memoryPresence, type Presence } from '../backplanes/presence.js';
+import { mercureHandler } from '../protocols/mercure/handler.js';
+import { loadRedis } from './backplane.js';
 import { createClientErrorHandler } from './http/client-errors.js';
 import { DEFAULTS, type HubServerConfig } from './config.js';
 import { Exchanges, type TrackedExchange } from './http/exchanges.js';
@@ -62,7 +64,8 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   const errors = new RepeatedLog((fields, message) => log.error(fields, message), errorLogInterval);
 
   const hubOptions: HubOptions = { history: config.history, logger: log };
-  if (config.redis !== undefined) hubOptions.backplane = await loadRedisBackplane(config.redis, config.redisKey, log);
+  let presence: Presence = memoryPresence();
+  if (config.redis !== undefined) ({ backplane: hubOptions.backplane, presence } = await loadRedis(config.redis, config.redisKey, log));
   const hub = createHub(hubOptions);
 
   const publisher = await verifierFor(config.publisherKey, 'publish', log);
@@ -101,6 +104,47 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     closing: isClosing,
   });
 
+  const mercure = mercureHandler(hub, {
+    publisherKey: config.publisherKey,
+    publisherAlg: config.publisherAlg,
+    publisherJwksUrl: config.publisherJwksUrl,
+    subscriberKey: config.subscriberKey,
+    subscriberAlg: config.subscriberAlg,
+    subscriberJwksUrl: config.subscriberJwksUrl,
+    anonymous: config.anonymous,
+    jwtIssuer: config.jwtIssuer,
+    jwtAudience: config.jwtAudience,
+    cors: config.cors,
+    publishOrigins: config.publishOrigins,
+    subscriptions: config.subscriptions,
+    presence,
+    url: config.publicUrl === undefined ? undefined : new URL(MERCURE_PATH, config.publicUrl).href,
+    maxBody: config.maxBody,
+    bodyTimeout: config.bodyTimeout,
+    keepAlive: config.keepAlive,
+    slowClientTimeout: config.slowClientTimeout,
+    maxBuffered: config.maxBuffered,
+    logger: log,
+  });
+
+  /** Mercure at /.well-known/mercure: the per-address cap on its streams, and the drain, as for /events. */
+  function routeMercure(req: IncomingMessage, res: ServerResponse, path: string, exchange: TrackedExchange): void {
+    const method = req.method ?? 'GET';
+    const subscribing = path === MERCURE_PATH && (method === 'GET' || method === 'HEAD');
+    if (closing) {
+      if (subscribing) return retryLater(res, config.shutdownRetry);
+      if (method === 'POST') return respond(res, 503, 'the hub is shutting down; publish to another instance', { connection: 'close' });
+    }
+    if (!subscribing) return mercure(req, res);
+    const address = clientAddress(req, config.trustProxy);
+    if (!cap.take(address)) {
+      log.info({ ip: address, max: config.maxConnectionsPerIp }, 'subscriber refused: too many connections from one address');
+      return respond(res, 429, `too many event streams from ${address}: at most ${config.maxConnectionsPerIp} at once`);
+    }
+    exchange.onDone(() => cap.release(address));
+    mercure(req, res);
+  }
+
   function route(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     const exchange = exchanges.begin(req, res);
@@ -111,7 +155,12 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     // While draining, no connection is kept for another request: the server can close sooner.
     if (closing) res.setHeader('connection', 'close');
     const method = req.method ?? 'GET';
+    if (path === MERCURE_PATH || path.startsWith(`${MERCURE_PATH}/`)) return routeMercure(req, res, path, exchange);
     switch (path) {
+      case METADATA_PATH:
+        if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' });
+        return void res.end(JSON.stringify(resourceMetadata(config)));
       case '/events':
         if (method === 'GET' || (method === 'OPTIONS' && cors !== undefined && req.headers['access-control-request-method'] !== undefined)) {
           return subscribe(req, res, exchange);
@@ -134,7 +183,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
         return void res.end(renderMetrics(hub.stats(), counters));
       default:
-        return respond(res, 404, `no such endpoint: ${path.slice(0, 200)} (try GET /events, POST /publish, GET /healthz, GET /readyz, GET /metrics)`);
+        return respond(res, 404, `no such endpoint: ${path.slice(0, 200)} (try GET /events, POST /publish, ${MERCURE_PATH}, GET /healthz, GET /readyz, GET /metrics)`);
     }
   }
 
@@ -185,6 +234,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   } catch (error) {
     // A port in use, say: the hub (and its backplane connection) must not outlive the failure.
     await hub.close({ timeout: 0 });
+    await presence.close();
     errors.stop();
     throw error;
   }
@@ -211,6 +261,8 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
       // would tell them nothing. Spread over [retry, 2 × retry): the clients of a stopping
       // instance do not all land at once.
       await hub.close({ retry: config.shutdownRetry, retryJitter: config.shutdownRetry, timeout: config.shutdownTimeout - lastPart });
+      // This instance's subscriptions leave the shared list now, not when its heartbeat runs out.
+      await presence.close().catch((error: unknown) => log.warn({ err: error }, 'the presence store did not close cleanly'));
       await exchanges.quiet(DRAIN_QUIET_MS, left() - lastPart);
       // Stop listening; Node closes the idle keep-alive connections now, and each busy one after
       // its answer (they all say Connection: close). What is still busy at the timeout is cut.
@@ -236,6 +288,28 @@ async function verifierFor(key: string | undefined, action: 'publish' | 'subscri
     log.warn({ bytes: Buffer.byteLength(key) }, `the ${action === 'publish' ? 'publisher' : 'subscriber'} key is shorter than ${MIN_KEY_BYTES} bytes: HS256 wants at least ${MIN_KEY_BYTES} random bytes`);
   }
   return createVerifier(key, action);
+}
+
+const MERCURE_PATH = '/.well-known/mercure';
+/** Where a draft-08 client finds the hub's OAuth protected resource metadata (RFC 9728). */
+const METADATA_PATH = '/.well-known/oauth-protected-resource/.well-known/mercure';
+
+/** RFC 9728 metadata for the Mercure endpoint: its resource identifier, how tokens may come, its draft. */
+function resourceMetadata(config: HubServerConfig): Record<string, unknown> {
+  const resource = config.jwtAudience ?? (config.publicUrl === undefined ? undefined : new URL(MERCURE_PATH, config.publicUrl).href);
+  return {
+    ...(resource === undefined ? {} : { resource }),
+    ...(config.subscriberJwksUrl === undefined ? {} : { jwks_uri: config.subscriberJwksUrl }),
+    bearer_methods_supported: ['header', 'query'],
+    mercure_cookie: true,
+    mercure_version: 8,
+  };
+}
+
+/** A subscriber arriving while the hub drains: a 200 stream with a retry hint, ended (an error status would stop a browser for good). */
+function retryLater(res: ServerResponse, retry: number): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`retry: ${retry}\n\n`);
 }
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {

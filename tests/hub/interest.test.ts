@@ -167,7 +167,7 @@ describe('matchers', () => {
 });
 
 describe('internals for protocols', () => {
-  test('anchor names the most recent event the subscriber may see before the first one a replay sends', async () => {
+  test('anchor names the event a replay starts from, or the most recent before it the subscriber may see', async () => {
     const hub = createHub({ logger: recordingLogger().logger });
     const internals = (hub as unknown as Record<symbol, HubInternals>)[HUB_INTERNALS]!;
     const a1 = await hub.publish('a', { data: '1' }, { id: 'a1' });

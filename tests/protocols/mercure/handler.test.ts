@@ -1,0 +1,247 @@
+/**
+ * `mercureHandler` through a real server and clients, written from both drafts: subscribing by
+ * selector, publishing form fields as Symfony's client sends them, ids chosen by publishers,
+ * private updates, reconciliation headers, and the answers to what is wrong.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { SignJWT, type JWTPayload } from 'jose';
+import { createHub, type Hub } from '../../../src/index.js';
+import { mercureHandler, type MercureOptions } from '../../../src/protocols/mercure/index.js';
+import { get, listen, openEvents, recordingLogger, text, waitFor, type EventReader, type Running } from '../../helpers.js';
+
+const PUBLISHER_KEY = 'mercure-publisher-key-for-tests-0123456789';
+const SUBSCRIBER_KEY = 'mercure-subscriber-key-for-tests-0123456789';
+const AUDIENCE = 'https://hub.example.com/.well-known/mercure';
+
+const servers: Running[] = [];
+after(() => Promise.all(servers.map((server) => server.close())));
+
+async function sign(payload: JWTPayload, key: string, typ?: string): Promise<string> {
+  const jwt = new SignJWT(payload).setProtectedHeader({ alg: 'HS256', ...(typ === undefined ? {} : { typ }) }).setIssuedAt().setExpirationTime('1h');
+  return jwt.sign(new TextEncoder().encode(key));
+}
+
+const publisher07 = (topics: string[] = ['*']): Promise<string> => sign({ mercure: { publish: topics } }, PUBLISHER_KEY);
+const subscriber07 = (topics: string[], payload?: unknown): Promise<string> => sign({ mercure: { subscribe: topics, payload } }, SUBSCRIBER_KEY);
+const publisher08 = (): Promise<string> =>
+  sign({ aud: AUDIENCE, authorization_details: [{ type: 'mercure', actions: ['publish'], topics: [{ match: '*' }] }] }, PUBLISHER_KEY, 'at+jwt');
+
+interface Served {
+  hub: Hub;
+  url: string;
+  endpoint: string;
+}
+
+async function serve(options: MercureOptions = {}): Promise<Served> {
+  const hub = createHub({ logger: recordingLogger().logger });
+  const handler = mercureHandler(hub, { publisherKey: PUBLISHER_KEY, jwtAudience: AUDIENCE, logger: recordingLogger().logger, keepAlive: 60_000, ...options });
+  const running = await listen((req, res) => (req.url?.startsWith('/.well-known/mercure') ? handler(req, res) : res.writeHead(404).end()));
+  servers.push(running);
+  return { hub, url: running.url, endpoint: `${running.url}/.well-known/mercure` };
+}
+
+/** A publication as Symfony's Mercure client sends it: form fields, a bearer token. */
+async function publish(served: Served, fields: Array<[string, string]>, token: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const response = await fetch(served.endpoint, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(fields).toString(),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+async function subscribe(served: Served, query: string, headers: Record<string, string> = {}): Promise<EventReader> {
+  const before = served.hub.stats().connections;
+  const reader = await openEvents(`${served.endpoint}?${query}`, headers);
+  assert.equal(reader.res.statusCode, 200, `subscribed with ${query}`);
+  await waitFor(() => served.hub.stats().connections > before, 5000, 'the subscription');
+  return reader;
+}
+
+describe('draft-07', () => {
+  test('subscribe with topic selectors (exact and URI template), publish form fields, get the id back', async () => {
+    const served = await serve();
+    const reader = await subscribe(served, `topic=${encodeURIComponent('https://example.com/books/{id}')}&topic=bar`);
+    const token = await publisher07();
+    const one = await publish(served, [['topic', 'https://example.com/books/1'], ['data', '{"title":"one"}']], token);
+    assert.equal(one.status, 200);
+    assert.match(one.body, /^urn:uuid:[0-9a-f-]{36}$/, 'a generated id is an IRI');
+    const two = await publish(served, [['topic', 'bar'], ['data', 'two\nlines'], ['id', 'https://example.com/rev/2'], ['type', 'change'], ['retry', '1234']], token);
+    assert.equal(two.body, 'https://example.com/rev/2', 'the publisher\'s id, as given');
+    await publish(served, [['topic', 'https://example.com/films/1'], ['data', 'not for us']], token);
+    await reader.until(() => reader.events.length === 2);
+    assert.deepEqual(reader.events.map((event) => [event.id, event.event, event.data]), [
+      [one.body, undefined, '{"title":"one"}'],
+      ['https://example.com/rev/2', 'change', 'two\nlines'],
+    ]);
+    assert.equal(reader.retry, 1234);
+    reader.res.destroy();
+  });
+
+  test('alternate topics: an update reaches subscribers of any of its topics, once', async () => {
+    const served = await serve();
+    const reader = await subscribe(served, 'topic=a&topic=b');
+    await publish(served, [['topic', 'a'], ['topic', 'b'], ['data', 'once']], await publisher07());
+    await reader.until(() => reader.events.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(reader.events.length, 1);
+    reader.res.destroy();
+  });
+
+  test('private updates only to subscribers whose token allows one of their topics (cookie); replays too', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const allowed = await subscribe(served, 'topic=https://example.com/books/{id}', { cookie: `mercureAuthorization=${await subscriber07(['https://example.com/books/1'])}` });
+    const anonymous = await subscribe(served, 'topic=https://example.com/books/{id}');
+    const token = await publisher07();
+    const secret = await publish(served, [['topic', 'https://example.com/books/1'], ['data', 'secret'], ['private', 'on']], token);
+    const other = await publish(served, [['topic', 'https://example.com/books/2'], ['data', 'private, not allowed'], ['private', '']], token);
+    const open = await publish(served, [['topic', 'https://example.com/books/3'], ['data', 'public']], token);
+    await allowed.until(() => allowed.events.length === 2);
+    await anonymous.until(() => anonymous.events.length === 1);
+    assert.deepEqual(allowed.events.map((event) => event.id), [secret.body, open.body]);
+    assert.deepEqual(anonymous.events.map((event) => event.id), [open.body]);
+    assert.ok(other.status === 200);
+    // Replay, as another anonymous client: the private update is not sent, and not named.
+    const replay = await openEvents(`${served.endpoint}?topic=${encodeURIComponent('https://example.com/books/{id}')}&lastEventID=${encodeURIComponent(secret.body)}`);
+    await replay.until(() => replay.events.length === 1);
+    assert.deepEqual(replay.events.map((event) => event.id), [open.body]);
+    for (const reader of [allowed, anonymous, replay]) reader.res.destroy();
+  });
+
+  test('Last-Event-ID response header: the id before the first event sent, or earliest', async () => {
+    const served = await serve();
+    const token = await publisher07();
+    const first = await publish(served, [['topic', 't'], ['data', '1']], token);
+    await publish(served, [['topic', 't'], ['data', '2']], token);
+    const resumed = await openEvents(`${served.endpoint}?topic=t`, { 'last-event-id': first.body });
+    assert.equal(resumed.res.headers['last-event-id'], first.body);
+    await resumed.until(() => resumed.events.length === 1);
+    const unknown = await openEvents(`${served.endpoint}?topic=t&lastEventID=nope`);
+    assert.equal(unknown.res.headers['last-event-id'], 'earliest');
+    const everything = await openEvents(`${served.endpoint}?topic=t&lastEventID=earliest`);
+    assert.equal(everything.res.headers['last-event-id'], 'earliest');
+    await everything.until(() => everything.events.length === 2);
+    assert.deepEqual(everything.events.map((event) => event.data), ['1', '2']);
+    for (const reader of [resumed, unknown, everything]) reader.res.destroy();
+  });
+});
+
+describe('draft-08', () => {
+  test('match and match_urlpattern, at+jwt publisher with its audience, Mercure-Last-Event-ID', async () => {
+    const served = await serve();
+    const reader = await subscribe(served, `match=${encodeURIComponent('https://example.com/foo')}&match_urlpattern=${encodeURIComponent('https://example.com/books/:id')}`);
+    const token = await publisher08();
+    const foo = await publish(served, [['topic', 'https://example.com/foo'], ['data', 'foo']], token);
+    const book = await publish(served, [['topic', 'https://example.com/books/7'], ['data', 'book']], token);
+    await publish(served, [['topic', 'https://example.com/books/7/pages'], ['data', 'not matched']], token);
+    await reader.until(() => reader.events.length === 2);
+    assert.deepEqual(reader.events.map((event) => event.id), [foo.body, book.body]);
+    const resumed = await openEvents(`${served.endpoint}?match=${encodeURIComponent('https://example.com/foo')}&last_event_id=${encodeURIComponent(foo.body)}`);
+    assert.equal(resumed.res.headers['mercure-last-event-id'], foo.body);
+    reader.res.destroy();
+    resumed.res.destroy();
+  });
+
+  test('an at+jwt token for another audience is refused as an invalid token', async () => {
+    const served = await serve();
+    const wrong = await sign({ aud: 'https://other.example/', authorization_details: [{ type: 'mercure', actions: ['publish'], topics: [{ match: '*' }] }] }, PUBLISHER_KEY, 'at+jwt');
+    const answer = await publish(served, [['topic', 'x'], ['data', 'y']], wrong);
+    assert.equal(answer.status, 401);
+  });
+});
+
+describe('refusals', () => {
+  test('bad subscriptions: 400 with a reason', async () => {
+    const served = await serve();
+    for (const [query, reason] of [
+      ['', /no topic selector/],
+      ['matchRegexp=a', /unknown topic matcher parameter/],
+      ['topic=a&match=b', /either topic/],
+      ['match=%FF', /not valid UTF-8/],
+      ['match=a%01b', /control character/],
+      [Array.from({ length: 101 }, (_, n) => `match=t${n}`).join('&'), /at most 100/],
+    ] as const) {
+      const res = await get(`${served.endpoint}?${query}`);
+      assert.equal(res.statusCode, 400, query.slice(0, 40));
+      assert.match(await text(res), reason);
+    }
+  });
+
+  test('bad publications: 400, 401, 403 and 415, and nothing is published', async () => {
+    const served = await serve();
+    const token = await publisher07(['allowed']);
+    const cases: Array<[Array<[string, string]>, number, RegExp]> = [
+      [[['data', 'no topic']], 400, /needs a topic/],
+      [[['topic', '*']], 400, /not a topic/],
+      [[['topic', 'allowed'], ['id', '#mine']], 400, /must not start with "#"/],
+      [[['topic', 'allowed'], ['id', 'earliest']], 400, /reserved/],
+      [[['topic', 'allowed'], ['retry', '10s']], 400, /ASCII digits/],
+      [[['topic', 'allowed'], ['type', 'mercure']], 400, /reserved/],
+      [[['topic', '/.well-known/mercure/subscriptions/x/y']], 403, /namespace/],
+      [[['topic', 'https://evil.example/./.well-known/mercure/subscriptions/x']], 403, /namespace/],
+      [[['topic', 'allowed'], ['topic', 'forbidden']], 403, /does not allow publishing/],
+    ];
+    for (const [fields, status, reason] of cases) {
+      const answer = await publish(served, fields, token);
+      assert.equal(answer.status, status, JSON.stringify(fields));
+      assert.match(answer.body, reason);
+    }
+    assert.equal((await publish(served, [['topic', 'allowed']], 'not.a.token')).status, 401);
+    const json = await fetch(served.endpoint, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(json.status, 415);
+    assert.equal(served.hub.stats().published, 0);
+  });
+
+  test('without a publisher key, publishing is refused', async () => {
+    const served = await serve({ publisherKey: undefined });
+    const answer = await publish(served, [['topic', 'a']], await publisher07());
+    assert.equal(answer.status, 403);
+  });
+
+  test('a cookie-authorised publication from another origin is refused (CSRF)', async () => {
+    const served = await serve();
+    const token = await publisher07();
+    const fields = new URLSearchParams([['topic', 'a'], ['data', 'x']]).toString();
+    const forged = await fetch(served.endpoint, { method: 'POST', headers: { cookie: `mercureAuthorization=${token}`, 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' }, body: fields });
+    assert.equal(forged.status, 403);
+    const host = new URL(served.url).host;
+    const same = await fetch(served.endpoint, { method: 'POST', headers: { cookie: `mercureAuthorization=${token}`, 'content-type': 'application/x-www-form-urlencoded', origin: `http://${host}` }, body: fields });
+    assert.equal(same.status, 200);
+  });
+
+  test('with a subscriber key and no anonymous, a tokenless subscriber gets 401', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY });
+    const res = await get(`${served.endpoint}?topic=a`);
+    assert.equal(res.statusCode, 401);
+    assert.equal(res.headers['www-authenticate'], 'Bearer');
+  });
+});
+
+describe('active subscriptions', () => {
+  test('events on subscribe and unsubscribe, and the API, for a token allowed to see them', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const watcherToken = await subscriber07(['/.well-known/mercure/subscriptions{/topic}{/subscriber}', '/.well-known/mercure/subscriptions']);
+    const watcher = await subscribe(served, `topic=${encodeURIComponent('/.well-known/mercure/subscriptions/{topic}/{subscriber}')}`, { authorization: `Bearer ${watcherToken}` });
+    const subscriber = await subscribe(served, 'topic=https://example.com/books/{id}', { authorization: `Bearer ${await subscriber07([], { name: 'reader' })}` });
+    const books = (event: { data: string }): boolean => (JSON.parse(event.data) as { topic: string }).topic === 'https://example.com/books/{id}';
+    await watcher.until(() => watcher.events.some(books));
+    const started = JSON.parse(watcher.events.find(books)!.data) as Record<string, unknown>;
+    assert.equal(started.type, 'Subscription');
+    assert.equal(started.topic, 'https://example.com/books/{id}');
+    assert.equal(started.active, true);
+    assert.deepEqual(started.payload, { name: 'reader' });
+    assert.match(String(started.id), /^\/\.well-known\/mercure\/subscriptions\/https%3A%2F%2Fexample\.com%2Fbooks%2F%7Bid%7D\/urn%3Auuid%3A/);
+    const api = await fetch(`${served.endpoint}/subscriptions`, { headers: { authorization: `Bearer ${watcherToken}` } });
+    assert.equal(api.status, 200);
+    assert.equal(api.headers.get('content-type'), 'application/ld+json');
+    const listing = (await api.json()) as { type: string; subscriptions: Array<Record<string, unknown>>; lastEventID: string };
+    assert.equal(listing.type, 'Subscriptions');
+    assert.ok(listing.subscriptions.some((doc) => doc.topic === 'https://example.com/books/{id}'));
+    const forbidden = await fetch(`${served.endpoint}/subscriptions`);
+    assert.equal(forbidden.status, 401);
+    subscriber.res.destroy();
+    await watcher.until(() => watcher.events.some((event) => (JSON.parse(event.data) as { active: boolean; topic: string }).active === false && (JSON.parse(event.data) as { topic: string }).topic === 'https://example.com/books/{id}'));
+    watcher.res.destroy();
+  });
+});
