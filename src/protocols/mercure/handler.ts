@@ -29,20 +29,21 @@ import type { NodeResponse } from '../../transports/node.js';
 import { ExpiryWatch } from '../expiry.js';
 import { sendNode, text, toResponse, json, type Answer } from './answer.js';
 import { createMercureAuth, type MercureAuth, type MercureGrant } from './auth.js';
+import type { KeyLike } from './auth/index.js';
 import { compileSelector, MatcherError, type Selector } from './matchers.js';
 import { parsePublication } from './publication.js';
 import { parseSubscribe, quote, type Dialect, type SelectorSpec } from './subscribe-request.js';
 import { parseSubscriptionsPath, presenceGroup, subscriptionDocument, subscriptionsDocument, subscriptionTopics, SUBSCRIPTIONS_PATH } from './subscriptions.js';
 
 export interface MercureOptions {
-  /** Key of publishers' tokens: a secret (HS256 by default), or a PEM public key or certificate. Without it (and without `publisherJwksUrl`), publishing is refused. */
-  publisherKey?: string;
+  /** Key of publishers' tokens: a secret (HS256 by default), a PEM public key or certificate, or a key object. Without it (and without `publisherJwksUrl`), publishing is refused. */
+  publisherKey?: string | KeyLike;
   /** The algorithm of publishers' tokens. Default: HS256 for a secret; for a PEM key, RS256. */
   publisherAlg?: string;
   /** A JWK Set URL for publishers' keys, instead of a key. */
   publisherJwksUrl?: string;
   /** Key of subscribers' tokens. Without it, subscribing is anonymous: public updates only. */
-  subscriberKey?: string;
+  subscriberKey?: string | KeyLike;
   subscriberAlg?: string;
   subscriberJwksUrl?: string;
   /** With a subscriber key, still let subscribers without a token in, for public updates only. */
