@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { resolveCors } from '../cors.js';
 import { createHub, type CorsOption, type Hub, type HubOptions } from '../index.js';
-import { createVerifier, MIN_KEY_BYTES, type TokenVerifier } from './native/auth.js';
+import { createVerifier, type TokenVerifier } from './native/auth.js';
 import { memoryPresence, type Presence } from '../backplanes/presence.js';
 import { mercureHandler } from '../protocols/mercure/handler.js';
 import { loadRedis } from './backplane.js';
@@ -68,8 +68,8 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   if (config.redis !== undefined) ({ backplane: hubOptions.backplane, presence } = await loadRedis(config.redis, config.redisKey, log));
   const hub = createHub(hubOptions);
 
-  const publisher = await verifierFor(config.publisherKey, 'publish', log);
-  const subscriber = await verifierFor(config.subscriberKey, 'subscribe', log);
+  const publisher = await verifierFor(config, 'publisher', log);
+  const subscriber = await verifierFor(config, 'subscriber', log);
   // A listed origin may send cookies (the subscriber token); "*" may not, or any site could.
   const cors: CorsOption | undefined =
     config.cors === undefined ? undefined : config.cors === '*' ? { origin: true } : { origin: config.cors, credentials: true };
@@ -282,12 +282,14 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   return { server, hub, url, close };
 }
 
-async function verifierFor(key: string | undefined, action: 'publish' | 'subscribe', log: PinoLogger): Promise<TokenVerifier | undefined> {
-  if (key === undefined) return undefined;
-  if (Buffer.byteLength(key) < MIN_KEY_BYTES) {
-    log.warn({ bytes: Buffer.byteLength(key) }, `the ${action === 'publish' ? 'publisher' : 'subscriber'} key is shorter than ${MIN_KEY_BYTES} bytes: HS256 wants at least ${MIN_KEY_BYTES} random bytes`);
-  }
-  return createVerifier(key, action);
+/** The native protocol's verifier for a role, from the same key settings Mercure uses; none without a key. */
+async function verifierFor(config: HubServerConfig, role: 'publisher' | 'subscriber', log: PinoLogger): Promise<TokenVerifier | undefined> {
+  const keys = role === 'publisher'
+    ? { key: config.publisherKey, alg: config.publisherAlg, jwksUrl: config.publisherJwksUrl }
+    : { key: config.subscriberKey, alg: config.subscriberAlg, jwksUrl: config.subscriberJwksUrl };
+  if (keys.key === undefined && keys.jwksUrl === undefined) return undefined;
+  const names = { key: `--${role}-key`, alg: `--${role}-alg`, jwksUrl: `--${role}-jwks-url` };
+  return createVerifier(keys, role === 'publisher' ? 'publish' : 'subscribe', names, (level, message, details) => log[level](details ?? {}, message));
 }
 
 const MERCURE_PATH = '/.well-known/mercure';

@@ -1,9 +1,13 @@
 /**
- * JWTs for the hub server: HS256 only (the algorithm is pinned, so a token cannot choose a weaker
- * one or `none`), expiry and not-before honoured by jose, and the topics a token grants in its
- * `sse.publish` / `sse.subscribe` claims (arrays of topic names, `"*"` for every topic).
+ * JWTs for the hub server's own protocol: the key and its one algorithm as configured (an HMAC
+ * secret, a PEM public key, or a JWK Set: see src/protocols/jwt/keys.ts, shared with Mercure), so
+ * a token cannot choose a weaker algorithm or `none`; expiry and not-before honoured by jose; and
+ * the topics a token grants in its `sse.publish` / `sse.subscribe` claims (arrays of topic names,
+ * `"*"` for every topic).
  */
-import { jwtVerify } from 'jose';
+import { jwtVerify, type JWTVerifyResult } from 'jose';
+import { TokenCache } from '../../protocols/jwt/cache.js';
+import { resolveKey, type AuthLogger, type KeyOptions, type OptionNames } from '../../protocols/jwt/keys.js';
 import type { SseRequest } from '../../index.js';
 import { requestHeader } from '../../request-header.js';
 import { quote, WILDCARD } from './topics.js';
@@ -29,37 +33,32 @@ export type Checked = { ok: true; grant: Grant } | { ok: false; refusal: Refusal
 
 export const COOKIE = 'sse_token';
 const REALM = 'serve-sse';
-/** RFC 7518 §3.2: an HS256 key must be at least as long as the hash. */
-export const MIN_KEY_BYTES = 32;
 
 export interface TokenVerifier {
   /** Checks the token; undefined means none was sent. */
   verify(token: string | undefined): Promise<Checked>;
 }
 
-/** Tokens remembered as valid, per verifier. */
-const CACHE_SIZE = 10_000;
-
 /**
  * A verifier for one action's key. The key is imported once, not per request. Valid tokens are
- * remembered until their expiry (a bounded number, oldest forgotten first): a backend publishes
- * with the same token many times, and a signature check through WebCrypto costs far more than
- * the rest of a publish.
+ * remembered until their expiry (a bounded cache): a backend publishes with the same token many
+ * times, and a signature check costs far more than the rest of a publish.
+ * @throws TypeError naming the option (`names`) for a key or algorithm that cannot work
  */
-export async function createVerifier(secret: string, action: Action): Promise<TokenVerifier> {
-  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-  const valid = new Map<string, Grant>();
+export async function createVerifier(keys: KeyOptions, action: Action, names: OptionNames, logger?: AuthLogger): Promise<TokenVerifier> {
+  const resolved = await resolveKey(keys, names, logger);
+  const algorithms = [...resolved.algorithms];
+  const check = (token: string): Promise<JWTVerifyResult> =>
+    typeof resolved.key === 'function' ? jwtVerify(token, resolved.key, { algorithms }) : jwtVerify(token, resolved.key, { algorithms });
+  const valid = new TokenCache<Grant>();
   return {
     async verify(token) {
       if (token === undefined) return refuse(401, `a ${action === 'publish' ? 'publisher' : 'subscriber'} token is required (Authorization: Bearer <jwt>${action === 'subscribe' ? ` or the ${COOKIE} cookie` : ''})`, undefined);
       const known = valid.get(token);
-      if (known !== undefined) {
-        if (known.exp === undefined || known.exp * 1000 > Date.now()) return { ok: true, grant: known };
-        valid.delete(token);
-      }
+      if (known !== undefined) return { ok: true, grant: known };
       let payload: Record<string, unknown>;
       try {
-        ({ payload } = await jwtVerify(token, key, { algorithms: ['HS256'] }));
+        ({ payload } = await check(token));
       } catch (error) {
         return refuse(401, `invalid token: ${reason(error)}`, 'invalid_token');
       }
@@ -70,8 +69,7 @@ export async function createVerifier(secret: string, action: Action): Promise<To
       const exp = typeof payload.exp === 'number' ? payload.exp : undefined;
       const grant: Grant = { topics: claim ?? [], exp };
       // A token with a future "nbf" never gets here before its time, so what is kept was valid.
-      if (valid.size >= CACHE_SIZE) valid.delete(valid.keys().next().value as string);
-      valid.set(token, grant);
+      valid.set(token, grant, Math.min(exp === undefined ? Infinity : exp * 1000, Date.now() + resolved.cacheMaxAge));
       return { ok: true, grant };
     },
   };
@@ -121,7 +119,7 @@ function reason(error: unknown): string {
       return `claim check failed (${(error as Error).message})`;
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
     case 'ERR_JOSE_NOT_SUPPORTED':
-      return 'its algorithm is not HS256';
+      return 'its algorithm is not the one this hub accepts';
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return 'its signature does not match the key';
     default:

@@ -39,7 +39,7 @@ export interface RefusalOptions {
 }
 
 /** Where the hub's log lines about tokens go; reasons for refusals are at `debug`, configuration trouble at `warn`. */
-export type AuthLogger = (level: 'debug' | 'warn', message: string, details?: Record<string, unknown>) => void;
+export type { AuthLogger } from '../../jwt/keys.js';
 
 const STATUS: Record<RefusalKind, 400 | 401 | 403> = { missing: 401, invalid_token: 401, insufficient_scope: 403, invalid_request: 400 };
 

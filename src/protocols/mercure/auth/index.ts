@@ -3,7 +3,7 @@
  * the claims of both dialects, and RFC 6750 refusals.
  */
 export { extractToken, DEFAULT_COOKIE_NAMES, TOKEN_QUERY_PARAMETERS, MAX_TOKEN_LENGTH, type TokenVia, type PresentedToken, type ExtractOptions } from './tokens.js';
-export { resolveKey, planKey, importPlanned, defaultOptionNames, ALGORITHMS, HMAC_ALGORITHMS, ASYMMETRIC_ALGORITHMS, JWKS_ALGORITHMS, type KeyLike, type KeyOptions, type OptionNames, type ResolvedKey, type KeyPlan, type Role } from './keys.js';
+export { resolveKey, planKey, importPlanned, defaultOptionNames, ALGORITHMS, HMAC_ALGORITHMS, ASYMMETRIC_ALGORITHMS, JWKS_ALGORITHMS, type KeyLike, type KeyOptions, type OptionNames, type ResolvedKey, type KeyPlan, type Role } from '../../jwt/keys.js';
 export {
   draft07Claims,
   draft08Claims,
@@ -21,5 +21,5 @@ export {
   type ClaimsOptions,
 } from './claims.js';
 export { authRefusal, INVALID_TOKEN_BODY, type AuthAnswer, type AuthLogger, type BearerError, type RefusalKind, type RefusalOptions } from './errors.js';
-export { TokenCache, TOKEN_CACHE_ENTRIES, TOKEN_CACHE_CHARS } from './cache.js';
+export { TokenCache, TOKEN_CACHE_ENTRIES, TOKEN_CACHE_CHARS } from '../../jwt/cache.js';
 export { createTokenVerifier, tokenVerifier, authenticate, type TokenVerifier, type VerifierOptions, type Verdict, type AuthenticateOptions, type Authentication } from './verifier.js';

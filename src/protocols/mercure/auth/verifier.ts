@@ -14,10 +14,10 @@
  */
 import { decodeProtectedHeader, jwtVerify, type JWTVerifyOptions } from 'jose';
 import type { SseRequest } from '../../../stream.js';
-import { TokenCache } from './cache.js';
+import { TokenCache } from '../../jwt/cache.js';
 import { ClaimsError, draft07Claims, draft08Claims, type AuthDialect, type Grant, type GrantClaims } from './claims.js';
 import { authRefusal, type AuthAnswer, type AuthLogger, type RefusalOptions } from './errors.js';
-import { defaultOptionNames, importPlanned, planKey, type KeyOptions, type OptionNames, type ResolvedKey, type Role } from './keys.js';
+import { defaultOptionNames, importPlanned, planKey, type KeyOptions, type OptionNames, type ResolvedKey, type Role } from '../../jwt/keys.js';
 import { extractToken, MAX_TOKEN_LENGTH, type ExtractOptions, type TokenVia } from './tokens.js';
 
 export interface VerifierOptions extends KeyOptions {

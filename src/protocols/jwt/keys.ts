@@ -7,7 +7,8 @@
  */
 import { KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
 import { createRemoteJWKSet, importSPKI, importX509, type JWTVerifyGetKey } from 'jose';
-import type { AuthLogger } from './errors.js';
+/** Where key trouble is told: configuration warnings, and why tokens were refused (never the tokens). */
+export type AuthLogger = (level: 'debug' | 'warn', message: string, details?: Record<string, unknown>) => void;
 
 /** A key given as an object rather than as text: a Node `KeyObject`, a WebCrypto `CryptoKey`, or the bytes of a secret. */
 export type KeyLike = KeyObject | CryptoKey | Uint8Array;
