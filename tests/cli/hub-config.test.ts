@@ -22,6 +22,14 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--shutdown-timeout', 'SERVE_SSE_SHUTDOWN_TIMEOUT', '1000', 1000, 'shutdownTimeout'],
   ['--body-timeout', 'SERVE_SSE_BODY_TIMEOUT', '2500', 2500, 'bodyTimeout'],
   ['--log-level', 'LOG_LEVEL', 'debug', 'debug', 'logLevel'],
+  ['--publisher-alg', 'SERVE_SSE_PUBLISHER_ALG', 'rs256', 'RS256', 'publisherAlg'],
+  ['--subscriber-alg', 'SERVE_SSE_SUBSCRIBER_ALG', 'EdDSA', 'EdDSA', 'subscriberAlg'],
+  ['--publisher-jwks-url', 'SERVE_SSE_PUBLISHER_JWKS_URL', 'https://auth.example/jwks.json', 'https://auth.example/jwks.json', 'publisherJwksUrl'],
+  ['--subscriber-jwks-url', 'SERVE_SSE_SUBSCRIBER_JWKS_URL', 'https://auth.example/jwks.json', 'https://auth.example/jwks.json', 'subscriberJwksUrl'],
+  ['--jwt-issuer', 'SERVE_SSE_JWT_ISSUER', 'https://auth.example', 'https://auth.example', 'jwtIssuer'],
+  ['--jwt-audience', 'SERVE_SSE_JWT_AUDIENCE', 'https://hub.example/.well-known/mercure', 'https://hub.example/.well-known/mercure', 'jwtAudience'],
+  ['--publish-origins', 'SERVE_SSE_PUBLISH_ORIGINS', 'https://a.example,https://b.example', ['https://a.example', 'https://b.example'], 'publishOrigins'],
+  ['--public-url', 'SERVE_SSE_PUBLIC_URL', 'https://hub.example', 'https://hub.example', 'publicUrl'],
 ];
 
 const parse = (args: string[], env: Record<string, string> = {}) => parseHubArgs(args, env).config as unknown as Record<string, unknown>;
@@ -57,6 +65,36 @@ describe('hub settings', () => {
     throwsConfig(() => parse([], { SERVE_SSE_TRUST_PROXY: 'maybe' }), /SERVE_SSE_TRUST_PROXY/);
   });
 
+  test("Mercure's environment: the key and algorithm twins, and the directives of MERCURE_EXTRA_DIRECTIVES", () => {
+    const env = {
+      MERCURE_PUBLISHER_JWT_KEY: 'pub',
+      MERCURE_PUBLISHER_JWT_ALG: 'HS512',
+      MERCURE_SUBSCRIBER_JWT_KEY: 'sub',
+      MERCURE_EXTRA_DIRECTIVES: 'anonymous\ncors_origins https://a.example https://b.example\npublish_origins https://a.example\nsubscriptions\ndemo\n',
+    };
+    const config = parse([], env);
+    assert.equal(config.publisherKey, 'pub');
+    assert.equal(config.publisherAlg, 'HS512');
+    assert.equal(config.subscriberKey, 'sub');
+    assert.equal(config.anonymous, true);
+    assert.deepEqual(config.cors, ['https://a.example', 'https://b.example']);
+    assert.deepEqual(config.publishOrigins, ['https://a.example']);
+    assert.equal(config.subscriptions, true);
+    // Ours win over Mercure's, and a flag over both.
+    assert.equal(parse([], { ...env, SERVE_SSE_PUBLISHER_KEY: 'ours' }).publisherKey, 'ours');
+    assert.equal(parse(['--cors', 'https://c.example'], env).cors?.toString(), 'https://c.example');
+    throwsConfig(() => parse([], { MERCURE_EXTRA_DIRECTIVES: 'cors_origins https://a.example/path' }), /MERCURE_EXTRA_DIRECTIVES \(cors_origins\)/);
+  });
+
+  test('--anonymous is a boolean; --no-subscriptions turns active subscriptions off, as SERVE_SSE_SUBSCRIPTIONS=0 does', () => {
+    assert.equal(parse(['--anonymous']).anonymous, true);
+    assert.equal(parse([]).subscriptions, true);
+    assert.equal(parse(['--no-subscriptions']).subscriptions, false);
+    assert.equal(parse([], { SERVE_SSE_SUBSCRIPTIONS: '0' }).subscriptions, false);
+    throwsConfig(() => parse(['--publisher-alg', 'none']), /--publisher-alg must be one of/);
+    throwsConfig(() => parse(['--publisher-jwks-url', 'ftp://x']), /--publisher-jwks-url must be an http/);
+  });
+
   test('an empty environment variable counts as unset', () => {
     assert.equal(parse([], { PORT: '', SERVE_SSE_PUBLISHER_KEY: '' }).port, 8080);
     assert.equal(parse([], { SERVE_SSE_PUBLISHER_KEY: '' }).publisherKey, undefined);
@@ -89,12 +127,16 @@ describe('hub settings', () => {
     assert.equal(parseHubArgs(['-h'], {}).help, true);
     const usage = hubUsage();
     for (const [flag, env] of [...SETTINGS.map(([flag, env]) => [flag, env] as const), ['--trust-proxy', 'SERVE_SSE_TRUST_PROXY'] as const]) {
-      const at = usage.indexOf(`${flag} `) === -1 ? usage.indexOf(`${flag}\n`) : usage.indexOf(`${flag} `);
+      // Where its own entry starts (other entries' help may mention it).
+      const at = usage.indexOf(`\n  ${flag} `) === -1 ? usage.indexOf(`\n  ${flag}`) : usage.indexOf(`\n  ${flag} `);
       assert.ok(at !== -1, `${flag} is documented`);
       // Its twin is named right under it.
       const next = usage.indexOf('\n  --', at + 1);
       assert.match(usage.slice(at, next === -1 ? undefined : next), new RegExp(`env ${env}\\b`), `${flag} names ${env}`);
     }
-    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /readyz', 'GET  /metrics']) assert.ok(usage.includes(endpoint), endpoint);
+    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /readyz', 'GET  /metrics', 'GET  /.well-known/mercure', 'POST /.well-known/mercure']) {
+      assert.ok(usage.includes(endpoint), endpoint);
+    }
+    assert.match(usage, /env SERVE_SSE_PUBLISHER_KEY, MERCURE_PUBLISHER_JWT_KEY/);
   });
 });
