@@ -144,8 +144,11 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
     const headers: Record<string, string> = { ...defaultOnConnect(request).headers };
     if (parsed.lastEventId !== undefined || parsed.earliest) {
       // The id before the first event sent, or "earliest": how a client detects that it lost events.
-      const anchor = parsed.earliest ? undefined : internals!.anchor(parsed.lastEventId, interest);
-      headers[parsed.dialect === 'draft-07' ? 'Last-Event-ID' : 'Mercure-Last-Event-ID'] = anchor ?? 'earliest';
+      // draft-07 and current draft-08 name it Last-Event-ID; the draft-08 snapshot clients know
+      // calls it Mercure-Last-Event-ID: a draft-08 request gets both.
+      const anchor = (parsed.earliest ? undefined : internals!.anchor(parsed.lastEventId, interest)) ?? 'earliest';
+      headers['Last-Event-ID'] = anchor;
+      if (parsed.dialect === 'draft-08') headers['Mercure-Last-Event-ID'] = anchor;
       headers['Access-Control-Expose-Headers'] = 'Last-Event-ID, Mercure-Last-Event-ID';
     }
     // A token in the URL: caches must not keep the answer for anyone else.
@@ -163,8 +166,7 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
     if (stream.closed) return;
     const closeAt = closingTime(grant?.exp, maxLifetime);
     const unwatch = closeAt === undefined ? undefined : expiry.watch(stream, closeAt);
-    // Unforgeable: the token's validated `sub`, or one of the hub's own making.
-    const subscriber = grant?.sub ?? `urn:uuid:${randomUUID()}`;
+    const subscriber = subscriberId(grant?.sub);
     const connection = randomUUID();
     const documents = subscriptions ? selectors.map((selector) => ({ selector, document: subscriptionDocument(selector, dialect, subscriber, true, grant?.payloadFor(selector.source)) })) : [];
     for (const { selector, document } of documents) {
@@ -181,6 +183,28 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
       presence.remove(`${connection} ${document.id}`);
       void announce(subscriptionTopics(selector, dialect, subscriber), { ...document, active: false });
     }
+    if (grant?.sub !== undefined) releaseSubject(grant.sub);
+  }
+
+  /** Connections open per token subject on this instance, for ids that are unique among active subscriptions. */
+  const subjects = new Map<string, number>();
+
+  /**
+   * The subscriber's id: unforgeable (the token's validated `sub`, or one of the hub's own
+   * making), shared by the subscriptions of one connection, and unique among the active ones: a
+   * second connection with the same `sub` open at once gets `<sub>#<n>`.
+   */
+  function subscriberId(sub: string | undefined): string {
+    if (sub === undefined) return `urn:uuid:${randomUUID()}`;
+    const open = subjects.get(sub) ?? 0;
+    subjects.set(sub, open + 1);
+    return open === 0 ? sub : `${sub}#${randomUUID()}`;
+  }
+
+  function releaseSubject(sub: string): void {
+    const open = subjects.get(sub) ?? 0;
+    if (open <= 1) subjects.delete(sub);
+    else subjects.set(sub, open - 1);
   }
 
   /** A subscription event: a private update, to watchers whose token allows its topics. */
@@ -233,7 +257,7 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
       return withCors(invalidRequest('the body is not valid UTF-8'));
     }
     const parsed = parsePublication(form, url);
-    if (!parsed.ok) return withCors(parsed.status === 400 ? invalidRequest(parsed.problem) : text(parsed.status, parsed.problem));
+    if (!parsed.ok) return withCors(parsed.status === 400 ? invalidRequest(parsed.problem) : text(parsed.status, parsed.problem, parsed.status === 413 ? { connection: 'close' } : {}));
     const { topics, data, id, type, retry } = parsed.publication;
     const denied = topics.find((topic) => !grant.publish.some((selector) => selector.matches(topic)));
     if (denied !== undefined) return withCors(auth.insufficientScope(`the token does not allow publishing to ${quote(denied)}`));

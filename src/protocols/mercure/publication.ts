@@ -16,7 +16,7 @@ export interface Publication {
   readonly retry: number | undefined;
 }
 
-export type PublicationResult = { ok: true; publication: Publication } | { ok: false; status: 400 | 403; problem: string };
+export type PublicationResult = { ok: true; publication: Publication } | { ok: false; status: 400 | 403 | 413; problem: string };
 
 /** Topics in one publication. */
 export const MAX_PUBLISH_TOPICS = 100;
@@ -40,10 +40,11 @@ export function parsePublication(body: string, base: string): PublicationResult 
     else if (!first.has(name)) first.set(name, value);
   }
   if (topics.length === 0) return bad('a publication needs a topic field');
-  if (topics.length > MAX_PUBLISH_TOPICS) return bad(`${topics.length} topics given; at most ${MAX_PUBLISH_TOPICS}`);
+  // Over a limit is "too large" (413), as draft-08 says; malformed is 400.
+  if (topics.length > MAX_PUBLISH_TOPICS) return tooLarge(`${topics.length} topics given; at most ${MAX_PUBLISH_TOPICS}`);
   for (const topic of topics) {
     if (topic === '') return bad('a topic must not be empty');
-    if (topic.length > MAX_FIELD_LENGTH) return bad(`a topic has at most ${MAX_FIELD_LENGTH} characters`);
+    if (topic.length > MAX_FIELD_LENGTH) return tooLarge(`a topic has at most ${MAX_FIELD_LENGTH} characters`);
     if (CONTROL.test(topic)) return bad(`the topic ${quote(topic)} holds a control character`);
     if (topic === '*') return bad('"*" is not a topic: in selectors it means every topic');
     if (inReservedNamespace(topic, base)) {
@@ -52,14 +53,16 @@ export function parsePublication(body: string, base: string): PublicationResult 
   }
   const id = first.get('id');
   if (id !== undefined) {
-    if (id === '' || id.length > MAX_FIELD_LENGTH) return bad(`an id has 1 to ${MAX_FIELD_LENGTH} characters`);
+    if (id === '') return bad('an id must not be empty');
+    if (id.length > MAX_FIELD_LENGTH) return tooLarge(`an id has at most ${MAX_FIELD_LENGTH} characters`);
     if (id.startsWith('#')) return bad('an id must not start with "#": those are the hub\'s');
     if (/[\r\n\0]/.test(id)) return bad('an id must not hold CR, LF or NUL');
     if (id === 'earliest') return bad('"earliest" is reserved: it asks for the whole history when subscribing');
   }
   const type = first.get('type');
   if (type !== undefined) {
-    if (type === '' || type.length > MAX_FIELD_LENGTH) return bad(`a type has 1 to ${MAX_FIELD_LENGTH} characters`);
+    if (type === '') return bad('a type must not be empty');
+    if (type.length > MAX_FIELD_LENGTH) return tooLarge(`a type has at most ${MAX_FIELD_LENGTH} characters`);
     if (/[\r\n]/.test(type)) return bad('a type must not hold CR or LF');
     if (type === 'mercure') return bad('the type "mercure" is reserved for the hub\'s own events');
   }
@@ -88,4 +91,8 @@ export function inReservedNamespace(topic: string, base: string): boolean {
 
 function bad(problem: string): PublicationResult {
   return { ok: false, status: 400, problem };
+}
+
+function tooLarge(problem: string): PublicationResult {
+  return { ok: false, status: 413, problem };
 }

@@ -127,6 +127,56 @@ describe('draft-07', () => {
   });
 });
 
+describe('both dialects', () => {
+  test('the Last-Event-ID header wins over the query parameter', async () => {
+    const served = await serve();
+    const token = await publisher07();
+    const first = await publish(served, [['topic', 't'], ['data', '1']], token);
+    const second = await publish(served, [['topic', 't'], ['data', '2']], token);
+    await publish(served, [['topic', 't'], ['data', '3']], token);
+    const reader = await openEvents(`${served.endpoint}?topic=t&lastEventID=${encodeURIComponent(first.body)}`, { 'last-event-id': second.body });
+    await reader.until(() => reader.events.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(reader.events.map((event) => event.data), ['3']);
+    reader.res.destroy();
+  });
+
+  test('a private update reaches a subscriber allowed by one of its alternate topics', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const allowed = await subscribe(served, `topic=${encodeURIComponent('https://example.com/books/{id}')}`, {
+      authorization: `Bearer ${await subscriber07(['https://example.com/users/foo/{?topic}'])}`,
+    });
+    const alternate = `https://example.com/users/foo/?topic=${encodeURIComponent('https://example.com/books/1')}`;
+    const published = await publish(served, [['topic', 'https://example.com/books/1'], ['topic', alternate], ['data', 'yours'], ['private', 'on']], await publisher07());
+    await allowed.until(() => allowed.events.length === 1);
+    assert.equal(allowed.events[0]!.id, published.body);
+    allowed.res.destroy();
+  });
+
+  test("the stream ends at the token's exp; maxLifetime ends it sooner", async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({ mercure: { subscribe: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SUBSCRIBER_KEY));
+    const started = Date.now();
+    const reader = await subscribe(served, 'topic=a', { authorization: `Bearer ${token}` });
+    await reader.until(() => reader.ended, 5000, 'the stream to end at exp');
+    assert.ok(Date.now() <= exp * 1000 + 1500, `ended ${Date.now() - exp * 1000} ms after exp`);
+    assert.ok(Date.now() - started >= 500);
+    assert.ok(reader.comments.includes('token expired'));
+    const limited = await serve({ maxLifetime: 1000 });
+    const short = await subscribe(limited, 'topic=a');
+    await short.until(() => short.ended, 4000, 'the stream to end at maxLifetime');
+  });
+
+  test('publication limits answer 413', async () => {
+    const served = await serve();
+    const answer = await publish(served, [['topic', 'x'.repeat(3000)]], await publisher07());
+    assert.equal(answer.status, 413);
+    const body = await publish(served, [['topic', 'a'], ['data', 'x'.repeat(2 * 1024 * 1024)]], await publisher07());
+    assert.equal(body.status, 413);
+  });
+});
+
 describe('draft-08', () => {
   test('match and match_urlpattern, at+jwt publisher with its audience, Mercure-Last-Event-ID', async () => {
     const served = await serve();
@@ -139,6 +189,7 @@ describe('draft-08', () => {
     assert.deepEqual(reader.events.map((event) => event.id), [foo.body, book.body]);
     const resumed = await openEvents(`${served.endpoint}?match=${encodeURIComponent('https://example.com/foo')}&last_event_id=${encodeURIComponent(foo.body)}`);
     assert.equal(resumed.res.headers['mercure-last-event-id'], foo.body);
+    assert.equal(resumed.res.headers['last-event-id'], foo.body, 'current draft-08 names it Last-Event-ID');
     reader.res.destroy();
     resumed.res.destroy();
   });
@@ -219,6 +270,34 @@ describe('refusals', () => {
 });
 
 describe('active subscriptions', () => {
+  test('announcements are private; the API answers per selector, per subscription (404 when none), and 403 outside the token', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const watchAll = await subscriber07(['*']);
+    const anonymousWatcher = await subscribe(served, `topic=${encodeURIComponent('/.well-known/mercure/subscriptions/{topic}/{subscriber}')}`);
+    const subscriber = await subscribe(served, `match=${encodeURIComponent('https://example.com/a')}`, {
+      authorization: `Bearer ${await sign({ sub: 'urn:user:7', aud: AUDIENCE, authorization_details: [{ type: 'mercure', actions: ['subscribe'], topics: [{ match: 'https://example.com/a' }], payload: { role: 'admin' } }] }, SUBSCRIBER_KEY, 'at+jwt')}`,
+    });
+    const perSelector = await fetch(`${served.endpoint}/subscriptions/Exact/${encodeURIComponent('https://example.com/a')}`, { headers: { authorization: `Bearer ${watchAll}` } });
+    assert.equal(perSelector.status, 200);
+    const collection = (await perSelector.json()) as { subscriptions: Array<Record<string, unknown>>; lastEventID: string; id: string };
+    assert.equal(collection.subscriptions.length, 1);
+    const doc = collection.subscriptions[0]!;
+    assert.deepEqual([doc.match, doc.matchType, doc.subscriber, doc.payload], ['https://example.com/a', 'Exact', 'urn:user:7', { role: 'admin' }]);
+    assert.equal(doc.id, `/.well-known/mercure/subscriptions/Exact/${encodeURIComponent('https://example.com/a')}/${encodeURIComponent('urn:user:7')}`);
+    assert.notEqual(collection.lastEventID, 'earliest', 'the announcement was an event');
+    const one = await fetch(`${served.endpoint}/subscriptions/Exact/${encodeURIComponent('https://example.com/a')}/${encodeURIComponent('urn:user:7')}`, { headers: { authorization: `Bearer ${watchAll}` } });
+    assert.equal(one.status, 200);
+    assert.equal(((await one.json()) as { subscriber: string }).subscriber, 'urn:user:7');
+    const none = await fetch(`${served.endpoint}/subscriptions/Exact/nothing/nobody`, { headers: { authorization: `Bearer ${watchAll}` } });
+    assert.equal(none.status, 404);
+    const narrow = await fetch(`${served.endpoint}/subscriptions`, { headers: { authorization: `Bearer ${await subscriber07(['https://example.com/a'])}` } });
+    assert.equal(narrow.status, 403);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(anonymousWatcher.events, [], 'announcements are private updates');
+    subscriber.res.destroy();
+    anonymousWatcher.res.destroy();
+  });
+
   test('events on subscribe and unsubscribe, and the API, for a token allowed to see them', async () => {
     const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
     const watcherToken = await subscriber07(['/.well-known/mercure/subscriptions{/topic}{/subscriber}', '/.well-known/mercure/subscriptions']);
