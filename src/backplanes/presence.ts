@@ -51,6 +51,15 @@ export interface Presence {
    * dies in the middle takes them along. Never called for an instance that closed.
    */
   onExpired(listener: (entries: PresenceEntry[]) => void): void;
+  /**
+   * Called on this instance with all its entries when it finds that it was taken for dead (cut
+   * off from the shared store, or stalled, for longer than the bound) and has written them back:
+   * a survivor's `onExpired` has reported those it knew ended, and a protocol publishes them all
+   * as active again (those added while it was cut off included). Also called when the shared
+   * keys were deleted under a live instance (then nobody reported them ended). Never called by
+   * {@link memoryPresence}.
+   */
+  onRestored(listener: (entries: PresenceEntry[]) => void): void;
   /** Stops heartbeats and removes this instance's entries (a graceful stop is not a death). */
   close(): Promise<void>;
 }
@@ -127,6 +136,7 @@ export function memoryPresence(): Presence {
       } catch (error) {
         return Promise.reject(error as Error);
       }
+      if (closed) return Promise.reject(new Error('serve-sse: this presence is closed'));
       if (filter?.id !== undefined) {
         const entry = entries.get(filter.id);
         return Promise.resolve(entry !== undefined && matches(entry, filter) ? [entry] : []);
@@ -134,6 +144,7 @@ export function memoryPresence(): Presence {
       return Promise.resolve([...entries.values()].filter((entry) => matches(entry, filter)));
     },
     onExpired() {},
+    onRestored() {},
     close() {
       closed = true;
       entries.clear();

@@ -25,8 +25,12 @@
  * Every `heartbeatMs`, one script (one command) moves this instance's score to now + 3
  * heartbeats, refreshes the expiries, and reaps: every member whose score has passed is removed
  * from the sorted set, and its hash is read and deleted, all atomically in the same script, so
- * exactly one of the instances that try gets the entries and calls its `onExpired` listeners. An
- * instance with no listener leaves a dead instance to others until its hash has expired anyway (10
+ * exactly one of the instances that try gets the entries and calls its `onExpired` listeners. The
+ * script also tells how long until the next other instance's score passes: when that comes
+ * before this instance's next heartbeat (which only happens for an instance that has stopped
+ * beating, or that beats faster), a timer runs the script again at that moment, so that a dead
+ * instance is reported when it leaves the list rather than up to a heartbeat later. An instance
+ * with no listener leaves a dead instance to others until its hash has expired anyway (10
  * heartbeats), so that entries are not lost to an instance that cannot report them.
  *
  * ## Clock
@@ -39,15 +43,19 @@
  *   the current write, if one is in flight. The instance's own changes show in its own `list()` at
  *   once (they are read from memory).
  * - An instance that dies leaves `list()` at most 3 h after its last heartbeat, so at most 3 h
- *   after it died; a survivor reaps it and calls `onExpired` at its next heartbeat, so within 4 h
- *   (and one round trip). The reaper takes them along if it dies at that moment: at most once.
- * - An event loop blocked (or a connection stalled) for 3 h looks like a death.
+ *   after it died; a survivor reaps it and calls `onExpired` at that moment too (its timer, and
+ *   a round trip, later; at worst at its next heartbeat, so within 4 h). Measured with h = 200 ms:
+ *   out of the list about 580 ms after SIGKILL, reported about 600 ms after. A reaper that dies
+ *   at that moment takes the entries along: at most once.
+ * - An event loop blocked (or a connection stalled) for 3 h looks like a death; the instance then
+ *   writes itself back (and tells its `onRestored` listeners) as after a cut.
  *
  * ## While Redis is unreachable
  * The instance keeps its entries in memory; `list()` rejects. When Redis is back, it writes what
  * changed meanwhile, or, if a survivor reaped it meanwhile (a cut longer than 3 h), its whole hash:
  * a partitioned instance's subscriptions are then reported ended (by the survivor's `onExpired`)
- * and come back in the list when it returns.
+ * and come back in the list when it returns, when its own `onRestored` listeners hear of them.
+ * A cut that ends before 3 h costs nothing but the writes of what changed.
  *
  * Redis Cluster is not supported: the scripts touch the hashes of other instances, which are in
  * other slots.
@@ -151,12 +159,13 @@ return 1
 /**
  * The heartbeat and the reaper. KEYS: the sorted set, the instance's hash. ARGV: the instance,
  * ttl, keep, the hashes' prefix, how long past its score a dead instance is left, the most to
- * reap. Replies `[registered (1 or 0), instance, [json...], instance, [json...], ...]` with the
- * instances reaped and their entries.
+ * reap. Replies `[registered (1 or 0), ms, instance, [json...], instance, [json...], ...]`: the
+ * time until the next other instance can be reaped (-1 when there is none; its entries then
+ * leave the list), and the instances reaped with their entries.
  */
 const HEARTBEAT_SCRIPT = `${PRELUDE}
 local t = now()
-local reply = {0}
+local reply = {0, -1}
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -170,6 +179,13 @@ for _, instance in ipairs(dead) do
     table.insert(reply, instance)
     table.insert(reply, redis.call('HVALS', hash))
     redis.call('DEL', hash)
+  end
+end
+local soonest = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+for i = 1, #soonest, 2 do
+  if soonest[i] ~= ARGV[1] then
+    reply[2] = math.max(0, tonumber(soonest[i + 1]) + tonumber(ARGV[5]) - t)
+    break
   end
 end
 return reply
@@ -221,6 +237,7 @@ class RedisPresenceImpl implements RedisPresence {
   /** Registered once already: being found unregistered again means that it was reaped. */
   #registered = false;
   readonly #listeners: Array<(entries: PresenceEntry[]) => void> = [];
+  readonly #restoredListeners: Array<(entries: PresenceEntry[]) => void> = [];
   #closed = false;
   #down = false;
   #failures = 0;
@@ -229,8 +246,15 @@ class RedisPresenceImpl implements RedisPresence {
   /** The writer's last run: what close() waits for. */
   #working: Promise<void> | undefined;
   #kickScheduled = false;
+  /**
+   * While the first connection attempt is in progress (until it is ready, or fails): list() waits
+   * for it rather than reject while Redis may be about to answer.
+   */
+  #starting: Promise<void> | undefined;
   readonly #beatTimer: ReturnType<typeof setInterval>;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The next reaping, when another instance's time comes before this one's next heartbeat. */
+  #reapTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: RedisPresenceOptions) {
     if (options === null || typeof options !== 'object') throw optionError('options', 'an object such as { url }', options);
@@ -266,6 +290,15 @@ class RedisPresenceImpl implements RedisPresence {
       this.#where = withoutPassword(url);
       this.#redis = new Redis(url, settings);
     }
+    const redis = this.#redis;
+    this.#starting = new Promise<void>((resolve) => {
+      const started = (): void => {
+        this.#starting = undefined;
+        redis.off('ready', started).off('close', started).off('end', started);
+        resolve();
+      };
+      redis.once('ready', started).once('close', started).once('end', started);
+    });
     this.#watch();
     this.#beatTimer = setInterval(() => {
       this.#beatDue = true;
@@ -291,11 +324,26 @@ class RedisPresenceImpl implements RedisPresence {
     this.#listeners.push(listener);
   }
 
+  onRestored(listener: (entries: PresenceEntry[]) => void): void {
+    if (typeof listener !== 'function') throw new TypeError(`serve-sse: an onRestored listener must be a function; got ${typeof listener}`);
+    this.#restoredListeners.push(listener);
+  }
+
   async list(filter?: PresenceFilter): Promise<PresenceEntry[]> {
     checkFilter(filter);
+    if (this.#starting !== undefined) await this.#starting;
     if (this.#closed) throw new Error('serve-sse: this presence is closed');
     const redis = this.#redis;
     if (redis.status !== 'ready') throw new Error(`serve-sse: Redis at ${this.#where} is unreachable; cannot list the subscriptions of other instances`);
+    try {
+      return this.#listed(await this.#read(redis, filter), filter);
+    } catch (error) {
+      throw new Error(`serve-sse: listing the subscriptions from Redis at ${this.#where} failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** The entries of the other live instances, as Redis holds them. */
+  async #read(redis: Redis, filter: PresenceFilter | undefined): Promise<PresenceEntry[]> {
     const live = await this.#run(LIVE, [this.#set], []);
     if (!Array.isArray(live)) throw unexpected('the live instances', live);
     const others = live.filter((instance): instance is string => typeof instance === 'string' && instance !== this.instance);
@@ -315,6 +363,12 @@ class RedisPresenceImpl implements RedisPresence {
         }
       }
     }
+    return found;
+  }
+
+  /** `found` and this instance's own entries. */
+  #listed(found: PresenceEntry[], filter: PresenceFilter | undefined): PresenceEntry[] {
+    if (this.#closed) throw new Error('serve-sse: this presence is closed');
     // This instance's own, as they are now: what Redis holds of them may not be written yet.
     if (filter?.id !== undefined) {
       const own = this.#entries.get(filter.id);
@@ -330,6 +384,7 @@ class RedisPresenceImpl implements RedisPresence {
     this.#closed = true;
     clearInterval(this.#beatTimer);
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#reapTimer);
     // The write in flight finishes first, or it could write the hash again after the delete.
     await this.#working;
     this.#entries.clear();
@@ -418,7 +473,14 @@ class RedisPresenceImpl implements RedisPresence {
       else if ((await this.#run(WRITE, [this.#set, this.#hash], [this.instance, this.#keep, String(args.length / 2), ...args])) !== 1) return;
     }
     this.#rewrite = false;
+    const restored = this.#registered;
     this.#registered = true;
+    if (restored) {
+      // Every entry written back and not removed since, as it is now: those a survivor reported
+      // ended, and those added while cut off (whose announcement may have failed too).
+      const entries = all.map(({ entry }) => this.#entries.get(entry.id)?.entry).filter((entry): entry is PresenceEntry => entry !== undefined);
+      if (entries.length > 0) this.#tell(this.#restoredListeners, entries, 'onRestored');
+    }
   }
 
   /** Writes the entries changed since the last write, `CHUNK` at a time. */
@@ -453,17 +515,32 @@ class RedisPresenceImpl implements RedisPresence {
     const reply = await this.#run(HEARTBEAT, [this.#set, this.#hash], [this.instance, this.#ttl, this.#keep, this.#prefix, String(grace), String(REAP_LIMIT)]);
     if (!Array.isArray(reply)) throw unexpected('the heartbeat', reply);
     if (reply[0] !== 1) this.#reaped();
-    for (let i = 1; i + 1 < reply.length; i += 2) {
+    // Reaped when its time comes rather than at the next heartbeat (the living beat before theirs
+    // comes, so this only ever fires for the dead).
+    const next = Number(reply[1]);
+    clearTimeout(this.#reapTimer);
+    if (next >= 0 && next < this.#heartbeatMs && !this.#closed) {
+      this.#reapTimer = setTimeout(() => {
+        this.#beatDue = true;
+        this.#kick();
+      }, next + 1);
+      this.#reapTimer.unref();
+    }
+    for (let i = 2; i + 1 < reply.length; i += 2) {
       const values: unknown = reply[i + 1];
       const entries = (Array.isArray(values) ? values : []).map(parseEntry).filter((entry): entry is PresenceEntry => entry !== undefined);
       if (entries.length === 0) continue;
       this.#logger.info({ redis: this.#where, instance: reply[i], entries: entries.length }, 'serve-sse: an instance stopped its heartbeat; its subscriptions ended');
-      for (const listener of this.#listeners) {
-        try {
-          listener(entries);
-        } catch (error) {
-          this.#logger.error(error, 'serve-sse: a presence onExpired listener threw');
-        }
+      this.#tell(this.#listeners, entries, 'onExpired');
+    }
+  }
+
+  #tell(listeners: ReadonlyArray<(entries: PresenceEntry[]) => void>, entries: PresenceEntry[], what: string): void {
+    for (const listener of listeners) {
+      try {
+        listener(entries);
+      } catch (error) {
+        this.#logger.error(error, `serve-sse: a presence ${what} listener threw`);
       }
     }
   }

@@ -116,6 +116,8 @@ interface Instance {
   presence: RedisPresence;
   /** What its onExpired listener was called with, call by call. */
   expired: PresenceEntry[][];
+  /** And its onRestored listener. */
+  restored: PresenceEntry[][];
   lines: ReturnType<typeof recordingLogger>['lines'];
 }
 
@@ -123,9 +125,13 @@ function instance(options: RedisPresenceOptions & { listen?: boolean }): Instanc
   const { logger, lines } = recordingLogger();
   const presence = redisPresence({ url: REDIS_URL, ...options, logger });
   const expired: PresenceEntry[][] = [];
-  if (options.listen !== false) presence.onExpired((entries) => expired.push(entries));
+  const restored: PresenceEntry[][] = [];
+  if (options.listen !== false) {
+    presence.onExpired((entries) => expired.push(entries));
+    presence.onRestored((entries) => restored.push(entries));
+  }
   cleanups.push(() => presence.close());
-  return { presence, expired, lines };
+  return { presence, expired, restored, lines };
 }
 
 /** Waits until `presence` lists exactly `expected` (by id), polling every 10 ms; resolves with the ms it took. */
@@ -211,6 +217,7 @@ describe('redisPresence', { skip: noRedis }, () => {
     assert.deepEqual(ids(await b.presence.list()), ['a2', 'b1']);
     assert.deepEqual(a.expired, []);
     assert.deepEqual(b.expired, []);
+    assert.deepEqual([...a.restored, ...b.restored], []);
   });
 
   test('the layout: a hash per instance, a sorted set scored by Redis\'s clock, safety expiries', async () => {
@@ -291,18 +298,20 @@ describe('redisPresence', { skip: noRedis }, () => {
     await waitFor(() => a.expired.length + b.expired.length > 0, 3000, 'onExpired');
     const expiredAfter = Date.now() - killed;
     console.log(`# SIGKILL: out of the lists after ${Math.max(gone, goneOnB)} ms, onExpired after ${expiredAfter} ms (heartbeat ${heartbeatMs} ms)`);
-    // 3 heartbeats for the list, one more for the reaper; a little room for timers and round trips.
-    assert.ok(Math.max(gone, goneOnB) <= 3 * heartbeatMs + 100, `left the list after ${Math.max(gone, goneOnB)} ms`);
-    assert.ok(expiredAfter <= 4 * heartbeatMs + 100, `onExpired after ${expiredAfter} ms`);
+    // 3 heartbeats after its last (so at most 3 after the kill) for both: out of the list by the
+    // score, reaped by a timer set for that moment. The test allows one heartbeat more, for timers
+    // that fire late on a loaded machine and for round trips.
+    assert.ok(Math.max(gone, goneOnB) <= 4 * heartbeatMs, `left the list after ${Math.max(gone, goneOnB)} ms`);
+    assert.ok(expiredAfter <= 4 * heartbeatMs, `onExpired after ${expiredAfter} ms`);
     // Nobody else hears of them later.
     await sleep(3 * heartbeatMs);
     const calls = [...a.expired, ...b.expired];
     assert.equal(calls.length, 1, `onExpired called ${calls.length} times`);
-    assert.deepEqual(ids(calls[0]!), range('c', 50));
+    assert.deepEqual(ids(calls[0]!), range('c', 50).sort());
     assert.ok(calls[0]!.every((entry) => entry.group === 'victim' && (entry.data as { pid: number }).pid === victim.pid));
     await withRedis(REDIS_URL, async (redis) => {
       assert.equal(await redis.exists(`${key}:presence:${victimInstance}`), 0);
-      assert.deepEqual((await redis.zrange(`${key}:instances`, 0, -1)).sort(), [a.presence.instance, b.presence.instance].sort());
+      assert.deepEqual((await redis.zrange(`${key}:instances`, '0', '-1')).sort(), [a.presence.instance, b.presence.instance].sort());
     });
   });
 
@@ -354,16 +363,19 @@ describe('redisPresence', { skip: noRedis }, () => {
     for (const id of range('a', 5)) a.presence.remove(id);
     for (const id of range('new', 5)) a.presence.add({ id, group: 'g', data: { id } });
     const now = [...range('a', 20).slice(5), ...range('new', 5)];
-    await assert.rejects(a.presence.list(), /unreachable/);
+    await assert.rejects(a.presence.list(), /Redis at .* (is unreachable|failed)/);
     await until(b.presence, [], 3 * heartbeatMs + 1000, 'A to leave B\'s list');
     await waitFor(() => b.expired.length > 0, 4 * heartbeatMs + 1000, 'B\'s onExpired');
     console.log(`# cut off: A reaped by B after ${Date.now() - cut} ms`);
-    assert.deepEqual(ids(b.expired.flat()), range('a', 20));
+    assert.deepEqual(ids(b.expired.flat()), range('a', 20).sort());
     proxy.restore();
     const back = await until(b.presence, now, 5000, 'A back in B\'s list');
     console.log(`# restored: A back in B's list after ${back} ms`);
-    assert.deepEqual(ids(await a.presence.list()), now);
+    assert.deepEqual(ids(await a.presence.list()), now.sort());
     assert.ok(a.lines.some((line) => line.level === 'warn' && /taken for dead/.test(line.msg ?? '')), 'A says it was taken for dead');
+    // A's protocol hears which subscriptions to announce again: all it has (B reported the old ones ended).
+    assert.equal(a.restored.length, 1);
+    assert.deepEqual(ids(a.restored[0]!), now);
     assert.ok(a.lines.some((line) => line.level === 'warn' && /lost the connection/.test(line.msg ?? '')));
     // Once only.
     await sleep(4 * heartbeatMs);
@@ -389,6 +401,7 @@ describe('redisPresence', { skip: noRedis }, () => {
     const expected = [...range('a', 10).slice(1), 'during'];
     await until(b.presence, expected, 4000, 'B to see the changes made during the cut');
     assert.deepEqual(b.expired, []);
+    assert.deepEqual(a.restored, []);
     assert.ok(!a.lines.some((line) => /taken for dead/.test(line.msg ?? '')));
   });
 
@@ -398,8 +411,8 @@ describe('redisPresence', { skip: noRedis }, () => {
     const silent = instance({ key, heartbeatMs, listen: false });
     // A dead instance: registered in the past, its hash still there.
     await withRedis(REDIS_URL, async (redis) => {
-      const [seconds] = (await redis.time()) as [number | string, number | string];
-      await redis.zadd(`${key}:instances`, Number(seconds) * 1000 - 100, 'dead');
+      const [seconds, micros] = (await redis.time()) as [number | string, number | string];
+      await redis.zadd(`${key}:instances`, Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 100, 'dead');
       await redis.hset(`${key}:presence:dead`, 'd', '{"id":"d","group":"g","data":null}');
     });
     assert.deepEqual(await silent.presence.list(), []);

@@ -124,6 +124,11 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
     // Another instance died with these subscriptions open: they have ended, and watchers are told.
     for (const entry of entries) void announce((entry.data as { topics?: [string, string] }).topics, { ...(entry.data as object), active: false });
   });
+  presence.onRestored((entries) => {
+    // This instance was taken for dead (cut off from the shared store) and is back: its
+    // subscriptions, announced as ended meanwhile, are announced as active again.
+    for (const entry of entries) void announce((entry.data as { topics?: [string, string] }).topics, { ...(entry.data as object), active: true });
+  });
 
   async function onConnect(request: SseRequest): Promise<ConnectResult> {
     const target = new URL(request.url ?? '/', 'http://hub.invalid');
