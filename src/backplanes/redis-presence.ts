@@ -64,6 +64,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
+import { redisOptionError, redisTarget } from './redis-connection.js';
 import { checkFilter, matches, parseEntry, snapshot, type Presence, type PresenceEntry, type PresenceFilter } from './presence.js';
 
 export interface RedisPresenceOptions {
@@ -280,16 +281,9 @@ class RedisPresenceImpl implements RedisPresence {
       connectionName: 'serve-sse-presence',
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, RETRY_CAP_MS) + Math.random() * 100,
     };
-    if (client !== undefined) {
-      if (client === null || typeof client !== 'object' || typeof client.duplicate !== 'function') throw optionError('client', 'an ioredis client', client);
-      const { host = 'localhost', port = 6379 } = client.options;
-      this.#where = `${host}:${port}`;
-      this.#redis = client.duplicate(settings) as Redis;
-    } else {
-      if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) throw optionError('url', 'a redis:// or rediss:// URL', url);
-      this.#where = withoutPassword(url);
-      this.#redis = new Redis(url, settings);
-    }
+    const target = redisTarget(url, client, optionError);
+    this.#where = target.where;
+    this.#redis = target.connect(settings);
     const redis = this.#redis;
     this.#starting = new Promise<void>((resolve) => {
       const started = (): void => {
@@ -602,18 +596,6 @@ function unexpected(what: string, reply: unknown): Error {
   return new Error(`serve-sse: unexpected reply from Redis for ${what}: ${JSON.stringify(reply)?.slice(0, 200)}`);
 }
 
-/** The url as it may appear in logs and errors. */
-function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.password = '';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
-  }
-}
-
 function optionError(name: string, expected: string, value: unknown): TypeError {
-  const shown = name === 'url' || typeof value !== 'string' ? typeof value : JSON.stringify(value);
-  return new TypeError(`serve-sse: redisPresence option ${name} must be ${expected}; got ${shown}`);
+  return redisOptionError('redisPresence', name, expected, value);
 }

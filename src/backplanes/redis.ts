@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
+import { redisOptionError, redisTarget } from './redis-connection.js';
 import type { Backplane, EntryMeta, LogListener } from './backplane.js';
 import { compareLogIds, isLogId } from './log-id.js';
 import {
@@ -157,18 +158,9 @@ class RedisLog implements Backplane {
     this.#timeout = connectTimeout;
     this.#maxLength = maxLength;
     this.#logger = logger;
-    if (client !== undefined) {
-      if (client === null || typeof client !== 'object' || typeof client.duplicate !== 'function') {
-        throw optionError('client', 'an ioredis client', client);
-      }
-      const { host = 'localhost', port = 6379 } = client.options;
-      this.#where = `${host}:${port}`;
-      this.#connect = (overrides) => client.duplicate(overrides);
-    } else {
-      if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) throw optionError('url', 'a redis:// or rediss:// URL', url);
-      this.#where = withoutPassword(url);
-      this.#connect = (overrides) => new Redis(url, overrides);
-    }
+    const target = redisTarget(url, client, optionError);
+    this.#where = target.where;
+    this.#connect = target.connect;
   }
 
   get connected(): boolean {
@@ -457,20 +449,8 @@ class RedisLog implements Backplane {
   }
 }
 
-/** The url as it may appear in logs and errors. */
-function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.password = '';
-    return parsed.href.replace(/\/$/, '');
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
-  }
-}
-
 function optionError(name: string, expected: string, value: unknown): TypeError {
-  const shown = name === 'url' || typeof value !== 'string' ? typeof value : JSON.stringify(value);
-  return new TypeError(`serve-sse: redisBackplane option ${name} must be ${expected}; got ${shown}`);
+  return redisOptionError('redisBackplane', name, expected, value);
 }
 
 export { redisPresence, type RedisPresenceOptions } from './redis-presence.js';

@@ -37,6 +37,8 @@ const SETTINGS: readonly Setting[] = [
     'Share publications and history with other instances through Redis (redis:// or rediss://). Default: in memory, one instance.'),
   setting('redis-key', 'SERVE_SSE_REDIS_KEY', 'KEY', nonEmpty,
     'The Redis stream shared by the instances of one hub; separate hubs on one Redis need separate keys. Default serve-sse.'),
+  setting('presence-heartbeat', 'SERVE_SSE_PRESENCE_HEARTBEAT', 'MS', (value, where) => integer(value, where, 100, MAX_INT),
+    "With --redis: milliseconds between an instance's presence heartbeats; one that stops leaves the other instances' Mercure subscription lists within 3 of them. Default 5000."),
   setting('publisher-key', 'SERVE_SSE_PUBLISHER_KEY', 'KEY', nonEmpty,
     "Key of publishers' JWTs: a secret (HS256 by default), or a PEM public key or certificate (then --publisher-alg is required). Without it, publishing is refused.", { twins: ['MERCURE_PUBLISHER_JWT_KEY'] }),
   setting('publisher-alg', 'SERVE_SSE_PUBLISHER_ALG', 'ALG', algorithm, "Algorithm of publishers' JWTs: the only one accepted. Default HS256 for a secret; required for a PEM key.", { twins: ['MERCURE_PUBLISHER_JWT_ALG'] }),

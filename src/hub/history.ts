@@ -166,6 +166,23 @@ export class History {
     return this.#after(-Infinity, filter);
   }
 
+  /**
+   * The retained events `filter` wants that the log stamped at `time` or later, oldest first:
+   * what a subscriber that came while the history was loading is owed.
+   */
+  stampedSince(time: number, filter: ReplayFilter, now: number): HistoryEntry[] {
+    this.#expire(now);
+    let low = 0;
+    let high = this.#size;
+    // Stamps never decrease along the ring: the log's ids carry them.
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#entry(middle).time < time) low = middle + 1;
+      else high = middle;
+    }
+    return low === this.#size ? [] : this.#after(this.#entry(low).seq - 1, filter);
+  }
+
   /** Whether this instance has heard the log up to `id` (a log id): its newest entry is at or past it. */
   reached(id: string): boolean {
     return this.#last !== undefined && compareLogIds(this.#last, id) >= 0;

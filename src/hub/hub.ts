@@ -227,6 +227,11 @@ export function createHub(options: HubOptions = {}): Hub {
   let gapAfter: string | undefined;
   /** Where a subscriber resumes when it is not `stream.lastEventId` (a protocol's own parameter, `earliest`). */
   const resumePoints = new WeakMap<Subscriber, string>();
+  /**
+   * When a subscriber with no resume point came while the backplane was loading the shared
+   * history: it is owed what was published from then on, some of which the load brings.
+   */
+  const cameDuringLoad = new WeakMap<Subscriber, number>();
 
   const listener: LogListener = {
     receive(entry: LogEntry) {
@@ -343,6 +348,7 @@ export function createHub(options: HubOptions = {}): Hub {
     else stream.signal.addEventListener('abort', subscriber, { once: true });
     if (stream.closed) return subscriber;
     if (opening !== undefined) {
+      if (!resumePoints.has(subscriber) && stream.lastEventId === undefined) cameDuringLoad.set(subscriber, Date.now() - LOAD_CLOCK_SKEW_MS);
       fanOut.hold(subscriber);
       opening.push(subscriber);
     } else join(subscriber);
@@ -372,6 +378,12 @@ export function createHub(options: HubOptions = {}): Hub {
       }
       resumePoints.delete(subscriber);
       replay(subscriber, lastEventId, since);
+    } else {
+      const came = cameDuringLoad.get(subscriber);
+      if (came !== undefined) {
+        cameDuringLoad.delete(subscriber);
+        replayEntries(subscriber, history.stampedSince(came, subscriber, Date.now()), '');
+      }
     }
     if (stream.closed) return;
     fanOut.add(subscriber);
@@ -524,6 +536,12 @@ const HEAD_RETRY_MS = 250;
 
 /** The resume point that means "everything the history holds". */
 const EARLIEST = '\0earliest';
+/**
+ * How far the log's clock (Redis's, for the Redis backplane) may run behind this host's when a
+ * subscriber that came during the history load is given what was published since: a second of
+ * events from before it came, rather than one it is owed missed.
+ */
+const LOAD_CLOCK_SKEW_MS = 1000;
 
 /** A stream for filters that are never written to (anchor lookups). */
 const NO_STREAM: SseStream = {

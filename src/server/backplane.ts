@@ -16,8 +16,16 @@ export interface RedisParts {
   presence: Presence;
 }
 
+/** Where the instances meet on Redis. */
+export interface RedisSettings {
+  url: string;
+  key: string;
+  /** Milliseconds between presence heartbeats. */
+  heartbeatMs: number;
+}
+
 /** The backplane for `createHub({ backplane })`, and presence on the same key. @throws StartupError when ioredis is missing */
-export async function loadRedis(url: string, key: string, logger: Logger): Promise<RedisParts> {
+export async function loadRedis({ url, key, heartbeatMs }: RedisSettings, logger: Logger): Promise<RedisParts> {
   let redis: typeof import('../backplanes/redis.js');
   try {
     redis = await import('../backplanes/redis.js');
@@ -29,5 +37,5 @@ export async function loadRedis(url: string, key: string, logger: Logger): Promi
     throw error;
   }
   // The logger puts Redis trouble in the server's own JSON lines rather than on the console.
-  return { backplane: redis.redisBackplane({ url, key, logger }), presence: redis.redisPresence({ url, key, logger }) };
+  return { backplane: redis.redisBackplane({ url, key, logger }), presence: redis.redisPresence({ url, key, heartbeatMs, logger }) };
 }

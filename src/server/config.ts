@@ -14,6 +14,11 @@ export interface HubServerConfig {
   redis: string | undefined;
   /** The Redis stream that instances of one hub share. */
   redisKey: string;
+  /**
+   * Milliseconds between an instance's presence heartbeats on Redis: an instance that stops
+   * (killed, frozen, cut off) leaves the other instances' subscription lists within 3 of them.
+   */
+  presenceHeartbeat: number;
   /** Undefined (and no `publisherJwksUrl`): publishing is refused. A secret, or a PEM public key or certificate. */
   publisherKey: string | undefined;
   /** The algorithm of publishers' tokens; undefined: HS256 for a secret, RS256 for a PEM key. */
@@ -69,6 +74,7 @@ export const DEFAULTS: HubServerConfig = {
   host: undefined,
   redis: undefined,
   redisKey: 'serve-sse',
+  presenceHeartbeat: 5000,
   publisherKey: undefined,
   publisherAlg: undefined,
   publisherJwksUrl: undefined,

@@ -65,7 +65,10 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
 
   const hubOptions: HubOptions = { history: config.history, logger: log };
   let presence: Presence = memoryPresence();
-  if (config.redis !== undefined) ({ backplane: hubOptions.backplane, presence } = await loadRedis(config.redis, config.redisKey, log));
+  if (config.redis !== undefined) {
+    const redis = { url: config.redis, key: config.redisKey, heartbeatMs: config.presenceHeartbeat };
+    ({ backplane: hubOptions.backplane, presence } = await loadRedis(redis, log));
+  }
   const hub = createHub(hubOptions);
 
   const publisher = await verifierFor(config, 'publisher', log);

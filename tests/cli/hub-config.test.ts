@@ -15,6 +15,7 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--max-body', 'SERVE_SSE_MAX_BODY', '4096', 4096, 'maxBody'],
   ['--max-connections-per-ip', 'SERVE_SSE_MAX_CONNECTIONS_PER_IP', '7', 7, 'maxConnectionsPerIp'],
   ['--history', 'SERVE_SSE_HISTORY', '50', 50, 'history'],
+  ['--presence-heartbeat', 'SERVE_SSE_PRESENCE_HEARTBEAT', '1000', 1000, 'presenceHeartbeat'],
   ['--keep-alive', 'SERVE_SSE_KEEP_ALIVE', '5000', 5000, 'keepAlive'],
   ['--slow-client-timeout', 'SERVE_SSE_SLOW_CLIENT_TIMEOUT', '4000', 4000, 'slowClientTimeout'],
   ['--max-buffered', 'SERVE_SSE_MAX_BUFFERED', '1048576', 1048576, 'maxBuffered'],
@@ -114,6 +115,7 @@ describe('hub settings', () => {
     throwsConfig(() => parse(['--cors', 'https://a.example/']), /--cors/);
     throwsConfig(() => parse(['--cors', ',']), /at least one origin/);
     throwsConfig(() => parse(['--max-body', '0']), /--max-body/);
+    throwsConfig(() => parse(['--presence-heartbeat', '50']), /--presence-heartbeat must be an integer from 100/);
     throwsConfig(() => parse(['--body-timeout', '0']), /--body-timeout must be an integer from 1/);
     throwsConfig(() => parse(['--log-level', 'loud']), /--log-level must be one of/);
     throwsConfig(() => parse(['--publisher-key', '  ']), /must not be empty/);

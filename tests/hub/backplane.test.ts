@@ -26,7 +26,7 @@ class ScriptedLog implements Backplane {
   /** As a log that can lag behind (Redis): ids this instance has not heard may be ahead. */
   lags = false;
 
-  constructor(readonly preloaded: Array<{ topics: string[]; data: string }>) {}
+  constructor(readonly preloaded: Array<{ topics: string[]; data: string; time?: number }>) {}
 
   mayBeAhead(): boolean {
     return this.lags;
@@ -40,7 +40,7 @@ class ScriptedLog implements Backplane {
   open(listener: LogListener): Promise<void> {
     this.listener = listener;
     // All of it, as from a log trimmed only approximately: the hub keeps its last `history`.
-    for (const { topics, data } of this.preloaded) this.deliver(topics, formatEvent({ data }));
+    for (const { topics, data, time } of this.preloaded) this.deliver(topics, formatEvent({ data }), time);
     return this.#opened;
   }
 
@@ -49,14 +49,14 @@ class ScriptedLog implements Backplane {
   }
 
   /** An entry as if another instance had appended it. */
-  deliver(topics: readonly string[], body: string): string {
+  deliver(topics: readonly string[], body: string, time = Date.now()): string {
     // Several per millisecond, then the next millisecond: both parts of the id must order.
     if (++this.#seq > 2) {
       this.#ms++;
       this.#seq = 0;
     }
     const id = `${this.#ms}-${this.#seq}`;
-    this.listener!.receive({ id, topics, body, time: Date.now() });
+    this.listener!.receive({ id, topics, body, time });
     return id;
   }
 
@@ -110,6 +110,28 @@ describe('a hub on a backplane', () => {
       [mine, undefined, 'mine'],
     ]);
     assert.deepEqual(log.appended, [{ topics: ['t'], body: 'data: mine\n\n' }]);
+  });
+
+  test('a subscriber that came while the history was loading gets what was published from then on, not before', async () => {
+    // Stamped a minute ago: published long before anyone subscribed.
+    const log = new ScriptedLog([1, 2].map((n) => ({ topics: ['t'], data: `old ${n}`, time: Date.now() - 60_000 })));
+    const { hub, url } = await serve(log);
+    const pending = openEvents(`${url}/events?topic=t`);
+    await waitFor(() => hub.stats().waiting === 1, 5000, 'the subscription to be held');
+    // Published elsewhere after it subscribed, and loaded with the history (Redis: XREVRANGE).
+    const owed = log.deliver(['t'], formatEvent({ data: 'owed' }));
+    log.release();
+    const reader = await pending;
+    await waitFor(() => hub.stats().waiting === 0, 5000, 'the subscription to join');
+    const live = log.deliver(['t'], formatEvent({ data: 'live' }));
+    await reader.until(() => reader.events.some((e) => e.id === live));
+    assert.deepEqual(
+      reader.events.map((e) => [e.id, e.data]),
+      [
+        [owed, 'owed'],
+        [live, 'live'],
+      ],
+    );
   });
 
   test('an id between two known ones is unknown; one older than the history is expired', async () => {

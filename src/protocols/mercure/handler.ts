@@ -33,7 +33,7 @@ import type { KeyLike } from './auth/index.js';
 import { compileSelector, MatcherError, type Selector } from './matchers.js';
 import { parsePublication } from './publication.js';
 import { parseSubscribe, quote, type Dialect, type SelectorSpec } from './subscribe-request.js';
-import { parseSubscriptionsPath, presenceGroup, subscriptionDocument, subscriptionsDocument, subscriptionTopics, SUBSCRIPTIONS_PATH } from './subscriptions.js';
+import { parseSubscriptionsPath, presenceGroup, shownDocument, subscriptionDocument, subscriptionsDocument, subscriptionTopics, SUBSCRIPTIONS_PATH } from './subscriptions.js';
 
 export interface MercureOptions {
   /** Key of publishers' tokens: a secret (HS256 by default), a PEM public key or certificate, or a key object. Without it (and without `publisherJwksUrl`), publishing is refused. */
@@ -215,7 +215,7 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
   /** A subscription event: a private update, to watchers whose token allows its topics. */
   async function announce(topics: readonly string[] | undefined, document: object): Promise<void> {
     if (topics === undefined) return;
-    const { topics: _topics, ...shown } = document as { topics?: unknown };
+    const shown = shownDocument(document);
     try {
       await hub.publish([...topics], { data: JSON.stringify(shown) }, { private: true, id: `urn:uuid:${randomUUID()}` });
     } catch (error) {

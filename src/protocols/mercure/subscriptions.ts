@@ -68,6 +68,12 @@ export function subscriptionDocument(selector: SelectorSpec, dialect: Dialect, s
   return document;
 }
 
+/** A presence entry's document as the API and the events show it: without the event topics kept beside it. */
+export function shownDocument(data: unknown): SubscriptionDocument {
+  const { topics: _topics, ...document } = data as SubscriptionDocument & { topics?: unknown };
+  return document;
+}
+
 /** The presence group of a selector: what `/subscriptions/{topic}` lists. */
 export function presenceGroup(selector: SelectorSpec): string {
   return `${selector.kind}:${selector.source}`;
@@ -120,11 +126,11 @@ export async function subscriptionsDocument(
     const entries = await listGroups(presence, query.sources);
     const found = entries.find((entry) => (entry.data as SubscriptionDocument).subscriber === query.subscriber);
     if (found === undefined) return undefined;
-    return { ...(found.data as SubscriptionDocument), '@context': CONTEXT, lastEventID };
+    return { ...shownDocument(found.data), '@context': CONTEXT, lastEventID };
   }
   const entries = query.kind === 'all' ? await presence.list() : await listGroups(presence, query.sources);
   const subscriptions = entries.map((entry) => {
-    const { '@context': _context, ...document } = entry.data as SubscriptionDocument;
+    const { '@context': _context, ...document } = shownDocument(entry.data);
     return document;
   });
   return { '@context': CONTEXT, id: requestPath, type: 'Subscriptions', lastEventID, subscriptions };

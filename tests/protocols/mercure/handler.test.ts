@@ -316,7 +316,10 @@ describe('active subscriptions', () => {
     assert.equal(api.headers.get('content-type'), 'application/ld+json');
     const listing = (await api.json()) as { type: string; subscriptions: Array<Record<string, unknown>>; lastEventID: string };
     assert.equal(listing.type, 'Subscriptions');
-    assert.ok(listing.subscriptions.some((doc) => doc.topic === 'https://example.com/books/{id}'));
+    const listed = listing.subscriptions.find((doc) => doc.topic === 'https://example.com/books/{id}');
+    assert.ok(listed !== undefined, JSON.stringify(listing));
+    // The fields both drafts name, and the subscriber's payload: nothing of the hub's bookkeeping.
+    assert.deepEqual(Object.keys(listed).sort(), ['active', 'id', 'match', 'matchType', 'payload', 'subscriber', 'topic', 'type']);
     const forbidden = await fetch(`${served.endpoint}/subscriptions`);
     assert.equal(forbidden.status, 401);
     subscriber.res.destroy();
