@@ -1,6 +1,7 @@
 // The benchmark runner: `npm run bench [-- --quick] [-- --only=hub,raw] [-- --big]`.
 // `--only=hub-server` runs only the hub-server section (bench/hub-server.mjs), which runs by default too.
 // `--only=redis` runs only the redis section (bench/redis.mjs: hub instances sharing Redis), likewise.
+// `--only=mercure` runs only the Mercure section (bench/mercure.mjs: the Mercure endpoint against the native hub), likewise.
 //
 // For every scenario and every variant it starts a fresh server process and a fresh client
 // process (so no run inherits another's heap, JIT state or sockets), drives them over IPC,
@@ -15,6 +16,7 @@ import { Child, killAll, runMain } from './lib/child.mjs';
 import { renderTable } from './lib/table.mjs';
 import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
 import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
+import { mercureConnections, renderMercureTable, runMercureSection, SECTION as MERCURE } from './mercure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VARIANTS = ['hub', 'raw', 'better-sse'];
@@ -25,18 +27,19 @@ const PAYLOAD = 64;
 // Configuration
 
 function parseFlags(argv) {
-  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true, redis: true };
+  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true, redis: true, mercure: true };
   for (const arg of argv) {
     if (arg === '--quick') flags.quick = true;
     else if (arg === '--big') flags.big = true;
     else if (arg.startsWith('--scenario=')) flags.scenario = arg.slice('--scenario='.length);
     else if (arg.startsWith('--only=')) {
       flags.only = arg.slice('--only='.length).split(',').filter(Boolean);
-      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER && v !== REDIS);
-      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER},${REDIS})`);
+      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER && v !== REDIS && v !== MERCURE);
+      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER},${REDIS},${MERCURE})`);
       flags.hubServer = flags.only.includes(HUB_SERVER);
       flags.redis = flags.only.includes(REDIS);
-    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${VARIANTS})`);
+      flags.mercure = flags.only.includes(MERCURE);
+    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${[...VARIANTS, HUB_SERVER, REDIS, MERCURE]})`);
   }
   // Keep the table's column order, whatever order --only gave.
   flags.only = VARIANTS.filter((v) => flags.only.includes(v));
@@ -483,7 +486,8 @@ async function main() {
   const flags = parseFlags(process.argv.slice(2));
   const list = scenarios(flags).filter((s) => flags.scenario === undefined || s.name.includes(flags.scenario));
   const hubServerClients = flags.hubServer ? [hubServerPlan(flags).subscribers] : [];
-  const needed = Math.max(...list.map((s) => s.clients ?? 0), ...hubServerClients) + 500;
+  const mercureClients = flags.mercure ? [mercureConnections(flags)] : [];
+  const needed = Math.max(...list.map((s) => s.clients ?? 0), ...hubServerClients, ...mercureClients) + 500;
   if (!ensureFdLimit(needed)) return;
   const cap = maxClients();
   for (const s of list) {
@@ -504,6 +508,7 @@ async function main() {
   }
   const hubServer = flags.hubServer ? await runHubServerSection(flags, cap) : [];
   const redis = flags.redis ? await runRedisSection(flags) : undefined;
+  const mercure = flags.mercure ? await runMercureSection(flags, cap) : [];
   const seconds = (performance.now() - started) / 1000;
 
   const table = renderTable(results, flags.only);
@@ -513,10 +518,13 @@ async function main() {
     .map((r) => `- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of hubServer.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_SERVER}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
+  for (const r of mercure.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   if (flags.only.length) console.log(`\n${table}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
   const redisTable = redis && renderRedisTable(redis);
   if (redis) console.log(`\n${redisTable}\n`);
+  const mercureTable = mercure.length ? renderMercureTable(mercure) : undefined;
+  if (mercureTable) console.log(`\n${mercureTable}\n`);
   const bounds = replayBounds(results);
   if (bounds.length) console.log(`Replay storms (hub and raw only: better-sse keeps no history), the hub against its design's bound:\n${bounds.join('\n')}\n`);
   if (problems.length) console.log(`Problems:\n${problems.join('\n')}\n`);
@@ -541,6 +549,8 @@ async function main() {
     hubServerTable,
     redis,
     redisTable,
+    mercure,
+    mercureTable,
   };
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 }

@@ -6,7 +6,7 @@ const fixed = (digits) => (v) => v.toFixed(digits);
 
 // better: which way is good, shown next to the metric's name. ratio: false where a ratio
 // would mislead (percentages, or figures that can be ~0 or negative such as heap growth).
-const METRICS = {
+export const METRICS = {
   fanout: [
     { name: 'deliveries/s', better: '↑', get: (r) => r.deliveriesPerSec, format: int },
     { name: 'server CPU µs/delivery', better: '↓', get: (r) => r.cpuUsPerDelivery, format: fixed(3) },
@@ -23,6 +23,18 @@ const METRICS = {
     { name: 'heap growth MiB', better: '↓', get: (r) => r.heapGrowthMiB, format: fixed(2), ratio: false },
   ],
 };
+// The Mercure section (bench/mercure.mjs): the fan-out's figures, and the server's user-space share
+// of its CPU (the JavaScript: protocol, matching, fan-out), apart from the kernel's (mostly the
+// loopback writes, which cost the same whoever makes them).
+METRICS.mercure = [
+  ...METRICS.fanout.slice(0, 2),
+  { name: 'of which user µs/delivery', better: '↓', get: (r) => r.userUsPerDelivery, format: fixed(3) },
+  ...METRICS.fanout.slice(2),
+  // Why a flat-out figure is what it is: events published close together share a socket write, and
+  // the CPU per delivery is about the cost of a write ÷ the events it carried.
+  { name: 'events per socket write', better: '', get: (r) => r.deliveriesPerWrite, format: fixed(2) },
+  { name: 'server CPU µs/socket write', better: '↓', get: (r) => r.cpuUsPerWrite, format: fixed(2) },
+];
 // The replay storm (bench/README.md). Growth and the bound are not ratioed: the growth can be ~0,
 // and the bound is the design's, not a measurement.
 METRICS.replay = [
@@ -62,9 +74,10 @@ function ratio(a, b) {
 /**
  * @param {Array<{ scenario: string, kind: string, variant: string, error?: string }>} results
  * @param {string[]} variants  column order
+ * @param {Array<[string, string]>} [pairs]  ratio columns, [a, b] for a ÷ b; by default every
+ *   variant against raw and better-sse
  */
-export function renderTable(results, variants) {
-  const pairs = ratioPairs(variants);
+export function renderTable(results, variants, pairs = ratioPairs(variants)) {
   const header = ['scenario', 'metric', ...variants, ...pairs.map(([a, b]) => `${a} ÷ ${b}`)];
   const lines = [row(header), row(header.map(() => '---'))];
   const scenarios = [...new Set(results.map((r) => r.scenario))];

@@ -7,6 +7,8 @@
 // spent.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { Session } from 'node:inspector/promises';
 import { answerRequests } from '../lib/child.mjs';
 
 /** Microseconds on the monotonic clock (CLOCK_MONOTONIC): the same clock in every process. */
@@ -34,6 +36,7 @@ export function runServer({ server, publish, connections, stats = () => null, se
   // A client that vanishes mid-request must not take the server down.
   server.on('clientError', (err, socket) => socket.destroy());
   const storm = stormProbe(server, connections, stats);
+  const writes = countWrites(process.argv.includes('--count-writes'));
 
   let cpuAtRunStart = null;
   const commands = {
@@ -47,11 +50,19 @@ export function runServer({ server, publish, connections, stats = () => null, se
     // CPU from the start of the run until now: the runner asks once every event has arrived
     // (or the scenario timed out), so writes the server finished after its last publish count.
     cpu: () => cpuSince(cpuAtRunStart ?? process.cpuUsage()),
+    // Starts the CPU clock without publishing, for runs whose events come from elsewhere (over
+    // HTTP, from a publisher process: the Mercure section's POST variant).
+    cpuStart: () => {
+      cpuAtRunStart = process.cpuUsage();
+      return {};
+    },
     seed: async ({ groups }) => {
       if (!seed) throw new Error('this variant keeps no history to replay');
       return { ids: await seed(groups) };
     },
     ...storm,
+    ...profiler(),
+    writes: () => ({ count: writes() }),
   };
 
   answerRequests(commands);
@@ -80,6 +91,51 @@ async function publishAll(publish, events, size, intervalMs) {
     else await new Promise(setImmediate);
   }
   return { published: events, firstUs, lastUs: nowUs() };
+}
+
+/**
+ * With `--count-writes` on the server's command line, counts `socket.write` calls (every write the
+ * libraries make to a connection goes through it: the hub's own, and `res.write`'s), so that a run
+ * can say how many events went out per write. A counter and a call per write, next to a system call
+ * of several µs: under 1% of a write. Without the flag, nothing is wrapped (and the count is null).
+ */
+function countWrites(enabled) {
+  if (!enabled) return () => null;
+  let count = 0;
+  const write = net.Socket.prototype.write;
+  net.Socket.prototype.write = function countedWrite(...args) {
+    count++;
+    return write.apply(this, args);
+  };
+  return () => count;
+}
+
+/**
+ * A CPU profile of a measured phase alone (`profileStart`, then `profileStop` writes it), through
+ * the inspector: `node --cpu-prof` would profile the whole process (connecting included) and writes
+ * its file at a clean exit only, which the runner's SIGKILL never gives. Open the .cpuprofile in
+ * Chrome DevTools, or summarise it by function.
+ */
+function profiler() {
+  let session;
+  return {
+    profileStart: async ({ intervalUs = 200 } = {}) => {
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
+      await session.post('Profiler.start');
+      return {};
+    },
+    profileStop: async ({ file }) => {
+      if (!session) throw new Error('profileStop before profileStart');
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      session = undefined;
+      writeFileSync(file, JSON.stringify(profile));
+      return { file };
+    },
+  };
 }
 
 function cpuSince(start) {
