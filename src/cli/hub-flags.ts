@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resolveCors } from '../cors.js';
+import { ALGORITHMS } from '../protocols/jwt/algorithms.js';
 import { DEFAULTS, LOG_LEVELS, type HubServerConfig, type LogLevel } from '../server/config.js';
 
 /** A setting the user got wrong: the bin prints it with a pointer to `--help` and exits 2. */
@@ -208,21 +209,34 @@ function nonEmpty(value: string, where: string): string {
 }
 
 function redisUrl(value: string, where: string): string {
-  let url: URL | undefined;
+  return urlWith(['redis:', 'rediss:'], 'a redis:// or rediss:// URL', value, where);
+}
+
+function httpUrl(value: string, where: string): string {
+  return urlWith(['http:', 'https:'], 'an http:// or https:// URL', value, where);
+}
+
+/** `value`, a URL with one of `schemes` (`redis:`), which `what` describes. */
+function urlWith(schemes: readonly string[], what: string, value: string, where: string): string {
+  let protocol: string | undefined;
   try {
-    url = new URL(value);
+    protocol = new URL(value).protocol;
   } catch {
-    url = undefined;
+    protocol = undefined;
   }
-  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) {
-    throw new ConfigError(`${where} must be a redis:// or rediss:// URL; got ${JSON.stringify(value)}`);
-  }
+  if (protocol === undefined || !schemes.includes(protocol)) throw new ConfigError(`${where} must be ${what}; got ${JSON.stringify(value)}`);
   return value;
 }
 
+/** Comma-separated, blanks ignored; at least one. */
+function listOf(value: string, where: string, what: string): string[] {
+  const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (items.length === 0) throw new ConfigError(`${where} needs at least one ${what}`);
+  return items;
+}
+
 function corsOrigins(value: string, where: string): '*' | string[] {
-  const origins = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
-  if (origins.length === 0) throw new ConfigError(`${where} needs at least one origin`);
+  const origins = listOf(value, where, 'origin');
   if (origins.includes('*')) {
     if (origins.length > 1) throw new ConfigError(`${where}: "*" allows every origin and cannot be mixed with others`);
     return '*';
@@ -243,30 +257,14 @@ function boolean(value: string, where: string): boolean {
   throw new ConfigError(`${where} must be 1/true/yes or 0/false/no; got ${JSON.stringify(value)}`);
 }
 
-const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
-
 function algorithm(value: string, where: string): string {
   const found = ALGORITHMS.find((alg) => alg.toLowerCase() === value.toLowerCase());
   if (found === undefined) throw new ConfigError(`${where} must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(value)}`);
   return found;
 }
 
-function httpUrl(value: string, where: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ConfigError(`${where} must be an http:// or https:// URL; got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 function originList(value: string, where: string): string[] {
-  const origins = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
-  if (origins.length === 0) throw new ConfigError(`${where} needs at least one origin`);
+  const origins = listOf(value, where, 'origin');
   for (const origin of origins) {
     if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/i.test(origin)) {
       throw new ConfigError(`${where}: each origin must be scheme://host[:port] with no path; got ${JSON.stringify(origin)}`);

@@ -122,6 +122,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     subscriptions: config.subscriptions,
     presence,
     url: config.publicUrl === undefined ? undefined : new URL(MERCURE_PATH, config.publicUrl).href,
+    resourceMetadata: config.publicUrl === undefined ? undefined : new URL(METADATA_PATH, config.publicUrl).href,
     maxBody: config.maxBody,
     bodyTimeout: config.bodyTimeout,
     keepAlive: config.keepAlive,

@@ -7,6 +7,9 @@
  */
 import { KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
 import { createRemoteJWKSet, importSPKI, importX509, type JWTVerifyGetKey } from 'jose';
+import { ALGORITHMS, ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from './algorithms.js';
+
+export { ALGORITHMS, ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS };
 /** Where key trouble is told: configuration warnings, and why tokens were refused (never the tokens). */
 export type AuthLogger = (level: 'debug' | 'warn', message: string, details?: Record<string, unknown>) => void;
 
@@ -34,12 +37,6 @@ export interface OptionNames {
   jwksUrl: string;
 }
 
-/** HMAC algorithms: a shared secret. */
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-/** Asymmetric algorithms: a public key, a certificate or a JWKS. */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
-/** Every algorithm a configured key may name. */
-export const ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
 /** What a JWKS may be used with when no `alg` is configured: never `none`, never an HMAC (a public set cannot hold secrets). */
 export const JWKS_ALGORITHMS: readonly string[] = ASYMMETRIC_ALGORITHMS;
 

@@ -26,15 +26,27 @@ export interface MercureAuth {
   insufficientScope(message: string): Answer;
 }
 
-export interface AuthOptions {
+/** The keys that publishers' and subscribers' tokens are checked with, and what draft-08 tokens must name. */
+export interface MercureKeyOptions {
+  /** Key of publishers' tokens: a secret (HS256 by default), a PEM public key or certificate, or a key object. Without it (and without `publisherJwksUrl`), publishing is refused. */
   publisherKey?: string | KeyLike;
+  /** The algorithm of publishers' tokens. Default: HS256 for a secret; for a PEM key, RS256. */
   publisherAlg?: string;
+  /** A JWK Set URL for publishers' keys, instead of a key. */
   publisherJwksUrl?: string;
+  /** Key of subscribers' tokens. Without it, subscribing is anonymous: public updates only. */
   subscriberKey?: string | KeyLike;
   subscriberAlg?: string;
   subscriberJwksUrl?: string;
+  /** Draft-08 (`at+jwt`) tokens must have been issued by this `iss`. */
   jwtIssuer?: string;
+  /** Draft-08 (`at+jwt`) tokens must name this audience (the hub's resource identifier) in `aud`. */
   jwtAudience?: string;
+}
+
+export interface AuthOptions extends MercureKeyOptions {
+  /** The URL of the hub's RFC 9728 metadata, named in every 401 challenge (draft-08 SHOULD). */
+  resourceMetadata?: string;
   /** Against which relative selectors in claims resolve: the hub's URL. */
   base: string;
   logger: Logger;
@@ -50,12 +62,13 @@ export function createMercureAuth(options: AuthOptions): MercureAuth {
   const publisher = verifier('publisher', options.publisherKey, options.publisherAlg, options.publisherJwksUrl);
   const subscriber = verifier('subscriber', options.subscriberKey, options.subscriberAlg, options.subscriberJwksUrl);
 
+  const { resourceMetadata } = options;
   return {
     publishing: publisher !== undefined,
     subscriberTokensRequired: subscriber !== undefined,
-    subscriber: (request) => (subscriber === undefined ? Promise.resolve({ ok: true, grant: undefined }) : authenticate(request, subscriber, { required: false })),
-    publisher: (request) => (publisher === undefined ? Promise.resolve({ ok: true, grant: undefined }) : authenticate(request, publisher, { required: true })),
-    missingToken: () => authRefusal('missing'),
-    insufficientScope: (message) => authRefusal('insufficient_scope', { message }),
+    subscriber: (request) => (subscriber === undefined ? Promise.resolve({ ok: true, grant: undefined }) : authenticate(request, subscriber, { required: false, resourceMetadata })),
+    publisher: (request) => (publisher === undefined ? Promise.resolve({ ok: true, grant: undefined }) : authenticate(request, publisher, { required: true, resourceMetadata })),
+    missingToken: () => authRefusal('missing', { resourceMetadata }),
+    insufficientScope: (message) => authRefusal('insufficient_scope', { message, resourceMetadata }),
   };
 }

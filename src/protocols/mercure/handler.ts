@@ -28,30 +28,15 @@ import type { SseRequest, SseStream } from '../../stream.js';
 import type { NodeResponse } from '../../transports/node.js';
 import { ExpiryWatch } from '../expiry.js';
 import { sendNode, text, toResponse, json, type Answer } from './answer.js';
-import { createMercureAuth, type MercureAuth, type MercureGrant } from './auth.js';
-import type { KeyLike } from './auth/index.js';
+import { createMercureAuth, type MercureAuth, type MercureGrant, type MercureKeyOptions } from './auth.js';
 import { compileSelector, MatcherError, type Selector } from './matchers.js';
 import { parsePublication } from './publication.js';
 import { parseSubscribe, quote, type Dialect, type SelectorSpec } from './subscribe-request.js';
 import { parseSubscriptionsPath, presenceGroup, shownDocument, subscriptionDocument, subscriptionsDocument, subscriptionTopics, SUBSCRIPTIONS_PATH } from './subscriptions.js';
 
-export interface MercureOptions {
-  /** Key of publishers' tokens: a secret (HS256 by default), a PEM public key or certificate, or a key object. Without it (and without `publisherJwksUrl`), publishing is refused. */
-  publisherKey?: string | KeyLike;
-  /** The algorithm of publishers' tokens. Default: HS256 for a secret; for a PEM key, RS256. */
-  publisherAlg?: string;
-  /** A JWK Set URL for publishers' keys, instead of a key. */
-  publisherJwksUrl?: string;
-  /** Key of subscribers' tokens. Without it, subscribing is anonymous: public updates only. */
-  subscriberKey?: string | KeyLike;
-  subscriberAlg?: string;
-  subscriberJwksUrl?: string;
+export interface MercureOptions extends MercureKeyOptions {
   /** With a subscriber key, still let subscribers without a token in, for public updates only. */
   anonymous?: boolean;
-  /** Draft-08 (`at+jwt`) tokens must have been issued by this `iss`. */
-  jwtIssuer?: string;
-  /** Draft-08 (`at+jwt`) tokens must name this audience (the hub's resource identifier) in `aud`. */
-  jwtAudience?: string;
   /** Origins allowed cross-origin (Mercure's `cors_origins`): a list, with cookies; `"*"`, without. */
   cors?: readonly string[] | '*';
   /**
@@ -68,6 +53,12 @@ export interface MercureOptions {
    * reserved namespace. Default `https://hub.invalid/.well-known/mercure` (relative against relative works without it).
    */
   url?: string;
+  /**
+   * The absolute URL of the hub's OAuth protected resource metadata (RFC 9728), named by every
+   * 401 challenge so that a draft-08 client can find the audience to ask for. The hub server
+   * serves it and sets this from `--public-url`.
+   */
+  resourceMetadata?: string;
   /** Longest a subscriber's connection may stay open whatever its token says (ms); then it reconnects and authenticates again. Default: none. */
   maxLifetime?: number;
   /** Largest publish body, in bytes. Default 1 MiB. */

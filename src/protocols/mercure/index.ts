@@ -4,4 +4,5 @@
  * optional peer dependencies, loaded only by this subpath.
  */
 export { mercureHandler, type MercureOptions } from './handler.js';
+export type { MercureKeyOptions } from './auth.js';
 export { memoryPresence, type Presence, type PresenceEntry } from '../../backplanes/presence.js';
