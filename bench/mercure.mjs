@@ -22,7 +22,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { Child } from './lib/child.mjs';
+import { startChild } from './lib/child.mjs';
 import { MERCURE_PATH, PUBLISHER_KEY, TEMPLATE, TOPIC } from './lib/mercure-topics.mjs';
 import { renderTable } from './lib/table.mjs';
 
@@ -106,16 +106,7 @@ export function mercureConnections(flags) {
   return mercurePlan(flags).clients;
 }
 
-async function start(file, label, args, within) {
-  const child = new Child(join(here, file), label, args);
-  const ready = await child.waitFor('ready', within(TIMEOUT.ready));
-  if (!ready) {
-    child.kill();
-    throw new Error(`${label} did not start${child.stderrTail()}`);
-  }
-  child.port = ready.port;
-  return child;
-}
+const start = (file, label, args, within) => startChild(join(here, file), label, args, within(TIMEOUT.ready));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

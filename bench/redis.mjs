@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { Child } from './lib/child.mjs';
+import { startChild } from './lib/child.mjs';
 
 export const SECTION = 'redis';
 
@@ -77,16 +77,7 @@ async function deleteKeys(keys) {
   }
 }
 
-async function start(file, label, args, within) {
-  const child = new Child(join(here, file), label, args);
-  const ready = await child.waitFor('ready', within(TIMEOUT.ready));
-  if (!ready) {
-    child.kill();
-    throw new Error(`${label} did not start${child.stderrTail()}`);
-  }
-  child.port = ready.port;
-  return child;
-}
+const start = (file, label, args, within) => startChild(join(here, file), label, args, within(TIMEOUT.ready));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

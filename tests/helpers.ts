@@ -6,7 +6,7 @@ import { connect as netConnect } from 'node:net';
 import { Readable } from 'node:stream';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import assert from 'node:assert/strict';
-import { after } from 'node:test';
+import { after, afterEach } from 'node:test';
 import { defaultOnConnect, serveSse, type Hub, type OnConnect, type SseHandler, type SseRequest, type SseStream, type StreamWriter } from '../src/index.js';
 import { sharedHeartbeat } from '../src/heartbeat.js';
 
@@ -272,4 +272,20 @@ export function refusingCase(): { handler: SseHandler; check(url: string, header
       assert.equal(writerCalls, 0, 'the writer never ran');
     },
   };
+}
+
+/**
+ * Fails the running test if anything escaped as an unhandled rejection or exception meanwhile:
+ * for code that must swallow every error of a dependency it cannot control (Redis going away).
+ */
+export function failOnEscapedErrors(): void {
+  const escaped: unknown[] = [];
+  const record = (error: unknown): number => escaped.push(error);
+  process.on('unhandledRejection', record);
+  process.on('uncaughtException', record);
+  after(() => {
+    process.off('unhandledRejection', record);
+    process.off('uncaughtException', record);
+  });
+  afterEach(() => assert.deepEqual(escaped.splice(0), []));
 }

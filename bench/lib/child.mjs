@@ -148,3 +148,18 @@ export function runMain(main) {
     process.exitCode = 1;
   });
 }
+
+/**
+ * Forks `file` and waits for its `ready` message (with the port it listens on, if any) for at
+ * most `timeoutMs`; a child that never says so is killed, and the error carries its stderr.
+ */
+export async function startChild(file, label, args, timeoutMs) {
+  const child = new Child(file, label, args);
+  const ready = await child.waitFor('ready', timeoutMs);
+  if (!ready) {
+    child.kill();
+    throw new Error(`${label} did not start${child.stderrTail()}`);
+  }
+  child.port = ready.port;
+  return child;
+}

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { after, afterEach, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { memoryPresence, type Presence, type PresenceEntry } from '../../src/backplanes/presence.js';
 import { redisPresence, type RedisPresence, type RedisPresenceOptions } from '../../src/backplanes/redis-presence.js';
-import { recordingLogger, waitFor } from '../helpers.js';
+import { failOnEscapedErrors, recordingLogger, waitFor } from '../helpers.js';
 import { REDIS_URL, RedisProxy, redisMissing, TestKeys, withRedis } from '../redis.js';
 
 const byId = (entries: PresenceEntry[]): PresenceEntry[] => [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -96,15 +96,7 @@ after(async () => {
 });
 
 // Nothing presence does may escape as an unhandled error, whatever happens to Redis.
-const escaped: unknown[] = [];
-const record = (error: unknown): number => escaped.push(error);
-process.on('unhandledRejection', record);
-process.on('uncaughtException', record);
-after(() => {
-  process.off('unhandledRejection', record);
-  process.off('uncaughtException', record);
-});
-afterEach(() => assert.deepEqual(escaped.splice(0), []));
+failOnEscapedErrors();
 
 function newKey(): string {
   const key = keys.key();

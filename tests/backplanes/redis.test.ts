@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { after, afterEach, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { createHub, type Hub, type ResetData } from '../../src/index.js';
 import { redisBackplane } from '../../src/backplanes/redis.js';
 import { compareLogIds } from '../../src/backplanes/log-id.js';
-import { listen, openEvents, recordingLogger, waitFor, type EventReader } from '../helpers.js';
+import { failOnEscapedErrors, listen, openEvents, recordingLogger, waitFor, type EventReader } from '../helpers.js';
 import { freePort, OwnRedis, REDIS_URL, RedisProxy, redisMissing, redisServerMissing, TestKeys, withRedis } from '../redis.js';
 
 const noRedis = await redisMissing();
@@ -31,15 +31,7 @@ after(async () => {
 });
 
 // Nothing the backplane does may escape as an unhandled error, whatever happens to Redis.
-const escaped: unknown[] = [];
-const record = (error: unknown): number => escaped.push(error);
-process.on('unhandledRejection', record);
-process.on('uncaughtException', record);
-after(() => {
-  process.off('unhandledRejection', record);
-  process.off('uncaughtException', record);
-});
-afterEach(() => assert.deepEqual(escaped.splice(0), []));
+failOnEscapedErrors();
 
 interface Instance {
   hub: Hub;
