@@ -36,6 +36,11 @@ export interface Presence {
    * @throws TypeError when `id` or `group` is not a string, or `data` is not JSON-serialisable
    */
   add(entry: PresenceEntry): void;
+  /**
+   * This instance's id, for a presence that several instances share (undefined for one that only
+   * this instance sees): a protocol makes its subscriber ids unique across instances with it.
+   */
+  readonly instance?: string;
   /** Forgets a subscription of this instance; an unknown id is ignored. */
   remove(id: string): void;
   /**

@@ -52,7 +52,7 @@ const SETTINGS: readonly Setting[] = [
     'Mercure: with a subscriber key, still let subscribers without a token in, for public updates only. In the environment: 1/true or 0/false.'),
   setting('jwt-issuer', 'SERVE_SSE_JWT_ISSUER', 'ISS', nonEmpty, 'Mercure draft-08 (at+jwt) tokens must have been issued by this iss.'),
   setting('jwt-audience', 'SERVE_SSE_JWT_AUDIENCE', 'AUD', nonEmpty,
-    "Mercure draft-08 (at+jwt) tokens must name this audience in aud (the hub's resource identifier); without it they are refused."),
+    "Mercure draft-08 (at+jwt) tokens must name this audience in aud (the hub's resource identifier). Default: the Mercure URL under --public-url; with neither, they are refused."),
   setting('publish-origins', 'SERVE_SSE_PUBLISH_ORIGINS', 'ORIGINS', originList,
     "Mercure: comma-separated origins allowed to publish with a cookie (against cross-site request forgery). Default: the hub's own."),
   setting('no-subscriptions', 'SERVE_SSE_SUBSCRIPTIONS', undefined, boolean,

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { SignJWT } from 'jose';
 import { openEvents, type EventReader } from '../helpers.js';
 import { closeAll, metric, PUBLISHER_KEY, send, sign, startHub, SUBSCRIBER_KEY } from './hub-helpers.js';
 
@@ -47,6 +48,21 @@ describe('the hub server\'s Mercure endpoint', () => {
     const unsigned = await send(`${hub.url}${MERCURE}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'topic=a&data=x' });
     assert.equal(unsigned.status, 401);
     assert.match(String(unsigned.headers['www-authenticate']), /resource_metadata=/);
+  });
+
+  test('without --jwt-audience, the resource the metadata names (under --public-url) is the audience at+jwt tokens are checked against', async () => {
+    const hub = await startHub({ publisherKey: PUBLISHER_KEY, publicUrl: 'https://hub.example.com' });
+    const { resource } = JSON.parse((await send(`${hub.url}${METADATA}`)).body) as { resource: string };
+    const token = (aud: string): Promise<string> =>
+      new SignJWT({ aud, authorization_details: [{ type: 'mercure', actions: ['publish'], topics: [{ match: '*' }] }] })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setExpirationTime('1h')
+        .sign(new TextEncoder().encode(PUBLISHER_KEY));
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const accepted = await send(`${hub.url}${MERCURE}`, { method: 'POST', headers: { ...form, authorization: `Bearer ${await token(resource)}` }, body: 'topic=https%3A%2F%2Fexample.com%2F1&data=x' });
+    assert.equal(accepted.status, 200, accepted.body);
+    const other = await send(`${hub.url}${MERCURE}`, { method: 'POST', headers: { ...form, authorization: `Bearer ${await token('https://other.example/')}` }, body: 'topic=https%3A%2F%2Fexample.com%2F1&data=x' });
+    assert.equal(other.status, 401);
   });
 
   test('--jwt-audience is the resource the metadata names', async () => {

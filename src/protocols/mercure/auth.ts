@@ -40,7 +40,10 @@ export interface MercureKeyOptions {
   subscriberJwksUrl?: string;
   /** Draft-08 (`at+jwt`) tokens must have been issued by this `iss`. */
   jwtIssuer?: string;
-  /** Draft-08 (`at+jwt`) tokens must name this audience (the hub's resource identifier) in `aud`. */
+  /**
+   * Draft-08 (`at+jwt`) tokens must name this audience (the hub's resource identifier) in `aud`.
+   * Default: the handler's `url`, when one is given; without either, at+jwt tokens are refused.
+   */
   jwtAudience?: string;
 }
 

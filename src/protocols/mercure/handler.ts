@@ -100,7 +100,9 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
   checkUrl(url);
   if (maxLifetime !== undefined && !(Number.isSafeInteger(maxLifetime) && maxLifetime > 0)) throw optionError('maxLifetime', 'a positive number of milliseconds', maxLifetime);
   const presence = options.presence ?? memoryPresence();
-  const auth: MercureAuth = createMercureAuth({ ...options, base: url, logger });
+  // The hub's resource identifier is its URL unless told otherwise: the audience its at+jwt tokens name.
+  const jwtAudience = options.jwtAudience ?? options.url;
+  const auth: MercureAuth = createMercureAuth({ ...options, jwtAudience, base: url, logger });
   const cors = mercureCors(options.cors);
   const publishCors = options.cors === undefined ? undefined : resolveCors(corsOption(options.cors), 'POST');
   const publishOrigins = options.publishOrigins?.map((origin) => origin.toLowerCase());
@@ -188,13 +190,16 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
   /**
    * The subscriber's id: unforgeable (the token's validated `sub`, or one of the hub's own
    * making), shared by the subscriptions of one connection, and unique among the active ones: a
-   * second connection with the same `sub` open at once gets `<sub>#<n>`.
+   * second connection with the same `sub` open at once gets `<sub>#<uuid>`. With a presence that
+   * several instances share, the first one on this instance is `<sub>#<instance>`: the same `sub`
+   * may be connected to another instance too.
    */
   function subscriberId(sub: string | undefined): string {
     if (sub === undefined) return `urn:uuid:${randomUUID()}`;
     const open = subjects.get(sub) ?? 0;
     subjects.set(sub, open + 1);
-    return open === 0 ? sub : `${sub}#${randomUUID()}`;
+    if (open > 0) return `${sub}#${randomUUID()}`;
+    return presence.instance === undefined ? sub : `${sub}#${presence.instance}`;
   }
 
   function releaseSubject(sub: string): void {
@@ -241,7 +246,7 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
     }
     const { essence, utf8 } = contentType(requestHeader(request as SseRequest, 'content-type'));
     if (essence !== 'application/x-www-form-urlencoded' || !utf8) {
-      return withCors(text(415, 'a Mercure publication is sent as application/x-www-form-urlencoded, in UTF-8'));
+      return withCors(invalidRequest('a Mercure publication is sent as application/x-www-form-urlencoded, in UTF-8'));
     }
     const body = await readBody(request as IncomingMessage, { maxBody, bodyTimeout, since });
     if (body === 'too large') return withCors(text(413, `the body is larger than the limit of ${maxBody} bytes`, { connection: 'close' }));

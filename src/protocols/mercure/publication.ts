@@ -69,7 +69,8 @@ export function parsePublication(body: string, base: string): PublicationResult 
   const retryText = first.get('retry');
   let retry: number | undefined;
   if (retryText !== undefined) {
-    if (!/^\d{1,15}$/.test(retryText)) return bad('retry must be ASCII digits: a reconnection time in milliseconds');
+    if (!/^\d+$/.test(retryText)) return bad('retry must be ASCII digits: a reconnection time in milliseconds');
+    if (retryText.length > 15) return tooLarge(`retry has at most 15 digits; got ${retryText.length}`);
     retry = Number(retryText);
   }
   return { ok: true, publication: { topics, data: first.get('data'), private: isPrivate, id, type, retry } };

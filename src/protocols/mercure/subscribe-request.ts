@@ -48,18 +48,18 @@ export function parseSubscribe(query: string, lastEventIdHeader: string | undefi
   let draft08 = false;
   let lastEventIdParam: string | undefined;
   for (const [name, value] of params) {
-    const lower = name.toLowerCase();
     let kind: MatcherKind | undefined;
+    // Names are case-sensitive; match_urlpattern is an earlier draft-08's name for matchURLPattern.
     if (name === 'topic') {
       kind = 'template';
       draft07 = true;
-    } else if (lower === 'match' || lower === 'matchexact') {
+    } else if (name === 'match' || name === 'matchExact') {
       kind = 'exact';
       draft08 = true;
-    } else if (lower === 'match_urlpattern' || lower === 'matchurlpattern') {
+    } else if (name === 'matchURLPattern' || name === 'match_urlpattern') {
       kind = 'urlpattern';
       draft08 = true;
-    } else if (lower.startsWith('match')) {
+    } else if (name.toLowerCase().startsWith('match')) {
       // The whole prefix is reserved: a misspelled matcher type fails loudly.
       return { problem: `unknown topic matcher parameter ${quote(name)}: use match, matchExact, match_urlpattern or matchURLPattern` };
     } else if (name === 'lastEventID' || name === 'last_event_id') {

@@ -19,10 +19,11 @@ const CONTEXT = 'https://mercure.rocks/';
 
 /** The draft-08 matcher type names, in their canonical case; draft-07 templates are `URITemplate`. */
 const MATCH_TYPES: Record<MatcherKind, string> = { exact: 'Exact', urlpattern: 'URLPattern', template: 'URITemplate' };
+/** By the name in a path, which is case-sensitive (draft-08). */
 const KINDS_BY_TYPE = new Map<string, MatcherKind>([
-  ['exact', 'exact'],
-  ['urlpattern', 'urlpattern'],
-  ['uritemplate', 'template'],
+  ['Exact', 'exact'],
+  ['URLPattern', 'urlpattern'],
+  ['URITemplate', 'template'],
 ]);
 
 /** What the API and the events show of one subscription. */
@@ -100,7 +101,7 @@ export function parseSubscriptionsPath(path: string): SubscriptionsQuery | undef
   } catch {
     return undefined;
   }
-  const typed = parts.length >= 2 ? KINDS_BY_TYPE.get(parts[0]!.toLowerCase()) : undefined;
+  const typed = parts.length >= 2 ? KINDS_BY_TYPE.get(parts[0]!) : undefined;
   if (typed !== undefined && parts.length <= 3) {
     const selector = { kind: typed, source: parts[1]! };
     const sources = [presenceGroup(selector)];

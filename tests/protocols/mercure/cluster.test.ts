@@ -290,6 +290,23 @@ describe('Mercure on two hub servers sharing a Redis key', { skip: noRedis }, ()
     assert.deepEqual(documents(watcher).filter(mine).map((doc) => doc.active), [true, false]);
   });
 
+  test('one sub connected to A and to B with the same selector: two subscriptions, two subscriber ids', async () => {
+    const redisKey = newKey();
+    const [a, b] = await Promise.all([startHub(options(redisKey)), startHub(options(redisKey))]);
+    const token = await sign({ sub: 'urn:user:7', mercure: { subscribe: [], payload: { name: 'two-tabs' } } }, { key: SUBSCRIBER_KEY });
+    const query = `topic=${encodeURIComponent(BOOKS)}`;
+    const onA = await subscribe(a!.url, query, { authorization: `Bearer ${token}` });
+    const onB = await subscribe(b!.url, query, { authorization: `Bearer ${token}` });
+    let mine: Array<Record<string, unknown>> = [];
+    await waitFor(async () => (mine = (await listed(a!.url)).filter(byPayload('two-tabs'))).length === 2, 5000, 'A to list both');
+    const subscribers = mine.map((doc) => String(doc.subscriber));
+    assert.equal(new Set(subscribers).size, 2, `unique among active subscriptions: ${JSON.stringify(subscribers)}`);
+    assert.equal(new Set(mine.map((doc) => doc.id)).size, 2);
+    for (const subscriber of subscribers) assert.match(subscriber, /^urn:user:7#/, 'the sub, made unique by the instance');
+    onA.res.destroy();
+    onB.res.destroy();
+  });
+
   test('an instance killed with SIGKILL leaves the list on the others within the bound, and a survivor announces its subscriptions ended, once', async (t) => {
     const redisKey = newKey();
     const a = await startHub(options(redisKey));

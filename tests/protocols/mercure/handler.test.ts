@@ -4,6 +4,7 @@
  * private updates, reconciliation headers, and the answers to what is wrong.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { SignJWT, type JWTPayload } from 'jose';
 import { createHub, type Hub } from '../../../src/index.js';
@@ -33,8 +34,8 @@ interface Served {
   endpoint: string;
 }
 
-async function serve(options: MercureOptions = {}): Promise<Served> {
-  const hub = createHub({ logger: recordingLogger().logger });
+async function serve(options: MercureOptions = {}, history?: number): Promise<Served> {
+  const hub = createHub({ logger: recordingLogger().logger, history });
   const handler = mercureHandler(hub, { publisherKey: PUBLISHER_KEY, jwtAudience: AUDIENCE, logger: recordingLogger().logger, keepAlive: 60_000, ...options });
   const running = await listen((req, res) => (req.url?.startsWith('/.well-known/mercure') ? handler(req, res) : res.writeHead(404).end()));
   servers.push(running);
@@ -42,13 +43,47 @@ async function serve(options: MercureOptions = {}): Promise<Served> {
 }
 
 /** A publication as Symfony's Mercure client sends it: form fields, a bearer token. */
-async function publish(served: Served, fields: Array<[string, string]>, token: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+async function publish(
+  served: Served,
+  fields: Array<[string, string]> | string | Blob,
+  token: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; challenge: string | null }> {
   const response = await fetch(served.endpoint, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded', ...headers },
-    body: new URLSearchParams(fields).toString(),
+    // A string or bytes go as they are: bodies URLSearchParams could not make.
+    body: Array.isArray(fields) ? new URLSearchParams(fields).toString() : fields,
   });
-  return { status: response.status, body: await response.text() };
+  return { status: response.status, body: await response.text(), challenge: response.headers.get('www-authenticate') };
+}
+
+/** A POST through node:http, with exactly these headers. */
+function postRaw(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers, agent: false }, (res) => {
+      let received = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: received }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A draft-08 subscriber token: subscribe details (Exact by default), a subject, a lifetime. */
+function subscriber08(topics: Array<{ match: string; matchType?: string }>, { sub, payload, exp }: { sub?: string; payload?: unknown; exp?: number } = {}): Promise<string> {
+  const jwt = new SignJWT({ sub, aud: AUDIENCE, authorization_details: [{ type: 'mercure', actions: ['subscribe'], topics, payload }] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+    .setIssuedAt()
+    .setExpirationTime(exp ?? '1h');
+  return jwt.sign(new TextEncoder().encode(SUBSCRIBER_KEY));
+}
+
+/** The subscriptions API at `path` (after /subscriptions), read with `token`. */
+async function api(served: Served, path: string, token: string): Promise<{ status: number; body: Record<string, unknown> & { subscriptions?: Array<Record<string, unknown>> } }> {
+  const response = await fetch(`${served.endpoint}/subscriptions${path}`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: response.status, body: response.status === 200 ? ((await response.json()) as Record<string, unknown>) : {} };
 }
 
 async function subscribe(served: Served, query: string, headers: Record<string, string> = {}): Promise<EventReader> {
@@ -174,6 +209,10 @@ describe('both dialects', () => {
     assert.equal(answer.status, 413);
     const body = await publish(served, [['topic', 'a'], ['data', 'x'.repeat(2 * 1024 * 1024)]], await publisher07());
     assert.equal(body.status, 413);
+    const retry = await publish(served, [['topic', 'a'], ['retry', '1'.repeat(16)]], await publisher07());
+    assert.equal(retry.status, 413, 'digits, but more than a field holds');
+    assert.match(retry.body, /at most 15 digits/);
+    assert.equal(served.hub.stats().published, 0);
   });
 });
 
@@ -212,14 +251,29 @@ describe('refusals', () => {
       ['match=%FF', /not valid UTF-8/],
       ['match=a%01b', /control character/],
       [Array.from({ length: 101 }, (_, n) => `match=t${n}`).join('&'), /at most 100/],
+      [`match=${'x'.repeat(2049)}`, /at most 2048/],
+      [`topic=${'x'.repeat(2049)}`, /at most 2048/],
+      // Parameter names are case-sensitive, and the whole match… prefix is reserved.
+      ['MATCH=a', /unknown topic matcher parameter/],
+      ['Match=a', /unknown topic matcher parameter/],
+      ['matchexact=a', /unknown topic matcher parameter/],
+      ['matchurlpattern=a', /unknown topic matcher parameter/],
+      ['MatchURLPattern=a', /unknown topic matcher parameter/],
+      ['match_URLPattern=a', /unknown topic matcher parameter/],
     ] as const) {
       const res = await get(`${served.endpoint}?${query}`);
       assert.equal(res.statusCode, 400, query.slice(0, 40));
+      assert.equal(res.headers['www-authenticate'], 'Bearer error="invalid_request"', query.slice(0, 40));
       assert.match(await text(res), reason);
     }
+    const accepted: EventReader[] = [];
+    for (const query of ['matchExact=a', `matchURLPattern=${encodeURIComponent('https://example.com/:id')}`, `match_urlpattern=${encodeURIComponent('https://example.com/:id')}`]) {
+      accepted.push(await subscribe(served, query));
+    }
+    for (const reader of accepted) reader.res.destroy();
   });
 
-  test('bad publications: 400, 401, 403 and 415, and nothing is published', async () => {
+  test('bad publications: 400, 401 and 403 with their RFC 6750 challenge, and nothing is published', async () => {
     const served = await serve();
     const token = await publisher07(['allowed']);
     const cases: Array<[Array<[string, string]>, number, RegExp]> = [
@@ -229,6 +283,13 @@ describe('refusals', () => {
       [[['topic', 'allowed'], ['id', 'earliest']], 400, /reserved/],
       [[['topic', 'allowed'], ['retry', '10s']], 400, /ASCII digits/],
       [[['topic', 'allowed'], ['type', 'mercure']], 400, /reserved/],
+      [[['topic', 'a\u007fb']], 400, /control character/],
+      [[['topic', 'a\u0085b']], 400, /control character/],
+      [[['topic', 'allowed'], ['id', 'a\nb']], 400, /CR, LF or NUL/],
+      [[['topic', 'allowed'], ['id', 'a\rb']], 400, /CR, LF or NUL/],
+      [[['topic', 'allowed'], ['id', 'a\u0000b']], 400, /CR, LF or NUL/],
+      [[['topic', 'allowed'], ['type', 'a\nb']], 400, /CR or LF/],
+      [[['topic', 'allowed'], ['type', 'a\rb']], 400, /CR or LF/],
       [[['topic', '/.well-known/mercure/subscriptions/x/y']], 403, /namespace/],
       [[['topic', 'https://evil.example/./.well-known/mercure/subscriptions/x']], 403, /namespace/],
       [[['topic', 'allowed'], ['topic', 'forbidden']], 403, /does not allow publishing/],
@@ -237,10 +298,23 @@ describe('refusals', () => {
       const answer = await publish(served, fields, token);
       assert.equal(answer.status, status, JSON.stringify(fields));
       assert.match(answer.body, reason);
+      if (status === 400) assert.equal(answer.challenge, 'Bearer error="invalid_request"', JSON.stringify(fields));
     }
-    assert.equal((await publish(served, [['topic', 'allowed']], 'not.a.token')).status, 401);
-    const json = await fetch(served.endpoint, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
-    assert.equal(json.status, 415);
+    const scope = await publish(served, [['topic', 'allowed'], ['topic', 'forbidden']], token);
+    assert.equal(scope.challenge, 'Bearer error="insufficient_scope"');
+    const invalid = await publish(served, [['topic', 'allowed']], 'not.a.token');
+    assert.equal(invalid.status, 401);
+    assert.equal(invalid.challenge, 'Bearer error="invalid_token"');
+    // Bodies a form encoder would not make: a %-escape that is no UTF-8, and raw bytes that are none.
+    for (const body of ['topic=allowed&data=%FF', new Blob([new TextEncoder().encode('topic=allowed&data='), new Uint8Array([0xff])])]) {
+      const answer = await publish(served, body, token);
+      assert.equal(answer.status, 400, String(body));
+      assert.match(answer.body, /not valid UTF-8/);
+    }
+    const json = await publish(served, '{}', token, { 'content-type': 'application/json' });
+    assert.equal(json.status, 400, 'a malformed request (draft-08: 400 invalid_request)');
+    assert.match(json.body, /application\/x-www-form-urlencoded/);
+    assert.equal(json.challenge, 'Bearer error="invalid_request"');
     assert.equal(served.hub.stats().published, 0);
   });
 
@@ -259,6 +333,12 @@ describe('refusals', () => {
     const host = new URL(served.url).host;
     const same = await fetch(served.endpoint, { method: 'POST', headers: { cookie: `mercureAuthorization=${token}`, 'content-type': 'application/x-www-form-urlencoded', origin: `http://${host}` }, body: fields });
     assert.equal(same.status, 200);
+    // Without Origin, the Referer says where it came from; with neither, it is refused.
+    // node:http sends only the headers given: no Origin unless we set one.
+    const cookie = { cookie: `mercureAuthorization=${token}`, 'content-type': 'application/x-www-form-urlencoded' };
+    assert.equal((await postRaw(served.endpoint, fields, { ...cookie, referer: `http://${host}/page` })).status, 200);
+    assert.equal((await postRaw(served.endpoint, fields, { ...cookie, referer: 'https://evil.example/page' })).status, 403);
+    assert.equal((await postRaw(served.endpoint, fields, cookie)).status, 403, 'neither Origin nor Referer: refused');
   });
 
   test('with a subscriber key and no anonymous, a tokenless subscriber gets 401', async () => {
@@ -325,5 +405,106 @@ describe('active subscriptions', () => {
     subscriber.res.destroy();
     await watcher.until(() => watcher.events.some((event) => (JSON.parse(event.data) as { active: boolean; topic: string }).active === false && (JSON.parse(event.data) as { topic: string }).topic === 'https://example.com/books/{id}'));
     watcher.res.destroy();
+  });
+
+  test('subscriber ids: one per connection for all its subscriptions, unique among active ones for the same sub', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const watchAll = await subscriber07(['*']);
+    const before = await api(served, '', watchAll);
+    assert.equal(before.status, 200);
+    assert.equal(before.body.lastEventID, 'earliest', 'no event dispatched yet');
+    assert.equal(before.body['@context'], 'https://mercure.rocks/');
+
+    const both = await subscribe(served, 'topic=a&topic=b');
+    const listed = (await api(served, '', watchAll)).body.subscriptions!;
+    assert.deepEqual(listed.map((doc) => doc.topic).sort(), ['a', 'b']);
+    assert.equal(new Set(listed.map((doc) => doc.subscriber)).size, 1, 'one connection, one subscriber');
+    both.res.destroy();
+    await waitFor(async () => (await api(served, '', watchAll)).body.subscriptions!.length === 0);
+
+    const token = await subscriber08([{ match: 'https://example.com/a' }], { sub: 'urn:user:7' });
+    const selector = `/Exact/${encodeURIComponent('https://example.com/a')}`;
+    const first = await subscribe(served, `match=${encodeURIComponent('https://example.com/a')}`, { authorization: `Bearer ${token}` });
+    const second = await subscribe(served, `match=${encodeURIComponent('https://example.com/a')}`, { authorization: `Bearer ${token}` });
+    const two = (await api(served, selector, watchAll)).body.subscriptions!;
+    assert.equal(two.length, 2);
+    const ids = two.map((doc) => String(doc.subscriber));
+    assert.ok(ids.includes('urn:user:7'), JSON.stringify(ids));
+    assert.ok(ids.some((id) => id.startsWith('urn:user:7#')), JSON.stringify(ids));
+    assert.equal(new Set(two.map((doc) => doc.id)).size, 2, 'two subscriptions, two ids');
+    const secondId = ids.find((id) => id !== 'urn:user:7')!;
+    first.res.destroy();
+    await waitFor(async () => (await api(served, selector, watchAll)).body.subscriptions!.length === 1);
+    const third = await subscribe(served, `match=${encodeURIComponent('https://example.com/a')}`, { authorization: `Bearer ${token}` });
+    const now = (await api(served, selector, watchAll)).body.subscriptions!.map((doc) => String(doc.subscriber));
+    assert.equal(now.length, 2);
+    assert.equal(new Set(now).size, 2, `still unique: ${JSON.stringify(now)}`);
+    assert.ok(now.includes(secondId));
+    second.res.destroy();
+    third.res.destroy();
+  });
+
+  test('announcement documents: @context, the draft-08 payload, the same document in the API', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY, anonymous: true });
+    const watchAll = await subscriber07(['*']);
+    const watcher = await subscribe(served, `match_urlpattern=${encodeURIComponent('/.well-known/mercure/subscriptions/Exact/:match/:subscriber')}`, { authorization: `Bearer ${watchAll}` });
+    const token = await subscriber08([{ match: 'https://example.com/a' }], { sub: 'urn:user:8', payload: { role: 'admin' } });
+    const subscriber = await subscribe(served, `match=${encodeURIComponent('https://example.com/a')}`, { authorization: `Bearer ${token}` });
+    await watcher.until(() => watcher.events.length >= 1, 5000, 'the start announcement');
+    const started = JSON.parse(watcher.events[0]!.data) as Record<string, unknown>;
+    assert.equal(started['@context'], 'https://mercure.rocks/');
+    assert.deepEqual([started.type, started.matchType, started.match, started.subscriber, started.active], ['Subscription', 'Exact', 'https://example.com/a', 'urn:user:8', true]);
+    assert.deepEqual(started.payload, { role: 'admin' });
+    const one = await api(served, `/Exact/${encodeURIComponent('https://example.com/a')}/${encodeURIComponent('urn:user:8')}`, watchAll);
+    assert.equal(one.status, 200);
+    const { lastEventID, ...document } = one.body;
+    assert.equal(typeof lastEventID, 'string');
+    assert.deepEqual(document, started, 'the single-subscription URL shows the event\'s document');
+    assert.equal((await api(served, `/exact/${encodeURIComponent('https://example.com/a')}/${encodeURIComponent('urn:user:8')}`, watchAll)).status, 404, 'path segments are case-sensitive');
+    subscriber.res.destroy();
+    watcher.res.destroy();
+  });
+});
+
+describe('draft-08 subscribers, end to end', () => {
+  test('an at+jwt token: private updates its Exact details allow reach a URL-pattern subscription; the stream ends at exp', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await subscriber08([{ match: 'https://example.com/books/1' }, { match: 'https://example.com/books/7' }], { exp });
+    const reader = await subscribe(served, `matchURLPattern=${encodeURIComponent('https://example.com/books/:id')}`, { authorization: `Bearer ${token}` });
+    const publisher = await publisher08();
+    const allowed = await publish(served, [['topic', 'https://example.com/books/1'], ['data', 'one'], ['private', 'on']], publisher);
+    await publish(served, [['topic', 'https://example.com/books/2'], ['data', 'two'], ['private', 'on']], publisher);
+    const sentinel = await publish(served, [['topic', 'https://example.com/books/3'], ['data', 'public']], publisher);
+    await reader.until(() => reader.events.some((event) => event.id === sentinel.body));
+    assert.deepEqual(reader.events.map((event) => event.id), [allowed.body, sentinel.body]);
+    await reader.until(() => reader.ended, 5000, 'the stream to end at exp');
+    assert.ok(Date.now() <= exp * 1000 + 1500, `ended ${Date.now() - exp * 1000} ms after exp`);
+  });
+
+  test('a token in the query makes the answer private to caches', async () => {
+    const served = await serve({ subscriberKey: SUBSCRIBER_KEY });
+    const reader = await subscribe(served, `topic=a&authorization=${await subscriber07(['a'])}`);
+    assert.match(String(reader.res.headers['cache-control']), /^private\b/);
+    const header = await subscribe(served, 'topic=a', { authorization: `Bearer ${await subscriber07(['a'])}` });
+    assert.doesNotMatch(String(header.res.headers['cache-control']), /private/);
+    reader.res.destroy();
+    header.res.destroy();
+  });
+});
+
+describe('the Last-Event-ID answer never names what the subscriber may not see', () => {
+  test('it scans back at most 1,000 events for one it may see, then says earliest', async () => {
+    for (const [privates, expected] of [
+      [999, 'a0'],
+      [1001, 'earliest'],
+    ] as const) {
+      const served = await serve({}, 2000);
+      await served.hub.publish('a', { data: 'public' }, { id: 'a0' });
+      for (let n = 0; n < privates; n++) await served.hub.publish('a', { data: 'secret' }, { id: `p${n}`, private: true });
+      const reader = await subscribe(served, 'topic=a', { 'last-event-id': `p${privates - 1}` });
+      assert.equal(reader.res.headers['last-event-id'], expected, `${privates} private events after a0`);
+      reader.res.destroy();
+    }
   });
 });
