@@ -58,6 +58,8 @@ const SETTINGS: readonly Setting[] = [
   setting('no-subscriptions', 'SERVE_SSE_SUBSCRIPTIONS', undefined, boolean,
     "Mercure: turn off active subscriptions (subscription events and /.well-known/mercure/subscriptions). On by default; in the environment 0 turns them off.",
     { key: 'subscriptions', negates: true }),
+  setting('max-lifetime', 'SERVE_SSE_MAX_LIFETIME', 'MS', (value, where) => integer(value, where, 1000, MAX_INT),
+    "Mercure: a subscriber's stream ends after this many milliseconds whatever its token says, so that it comes back and is authorised again. Default: at the token's exp only."),
   setting('public-url', 'SERVE_SSE_PUBLIC_URL', 'URL', httpUrl,
     "The hub's public URL (https://hub.example.com): relative Mercure topics and URL patterns resolve against it."),
   setting('cors', 'SERVE_SSE_CORS', 'ORIGINS', corsOrigins,

@@ -39,6 +39,8 @@ export interface HubServerConfig {
   publishOrigins: string[] | undefined;
   /** Mercure's active subscriptions (events and API). */
   subscriptions: boolean;
+  /** Mercure: milliseconds after which a subscriber's stream ends whatever its token says; undefined: at the token's exp only. */
+  maxLifetime: number | undefined;
   /** The hub's public URL: what relative Mercure topics and patterns resolve against. */
   publicUrl: string | undefined;
   /** `"*"`: any origin, without credentials. A list: those origins, with credentials. */
@@ -86,6 +88,7 @@ export const DEFAULTS: HubServerConfig = {
   jwtAudience: undefined,
   publishOrigins: undefined,
   subscriptions: true,
+  maxLifetime: undefined,
   publicUrl: undefined,
   cors: undefined,
   maxBody: 1024 * 1024,

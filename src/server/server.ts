@@ -121,6 +121,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     publishOrigins: config.publishOrigins,
     subscriptions: config.subscriptions,
     presence,
+    maxLifetime: config.maxLifetime,
     url: config.publicUrl === undefined ? undefined : new URL(MERCURE_PATH, config.publicUrl).href,
     resourceMetadata: config.publicUrl === undefined ? undefined : new URL(METADATA_PATH, config.publicUrl).href,
     maxBody: config.maxBody,

@@ -31,6 +31,7 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--jwt-audience', 'SERVE_SSE_JWT_AUDIENCE', 'https://hub.example/.well-known/mercure', 'https://hub.example/.well-known/mercure', 'jwtAudience'],
   ['--publish-origins', 'SERVE_SSE_PUBLISH_ORIGINS', 'https://a.example,https://b.example', ['https://a.example', 'https://b.example'], 'publishOrigins'],
   ['--public-url', 'SERVE_SSE_PUBLIC_URL', 'https://hub.example', 'https://hub.example', 'publicUrl'],
+  ['--max-lifetime', 'SERVE_SSE_MAX_LIFETIME', '3600000', 3600000, 'maxLifetime'],
 ];
 
 const parse = (args: string[], env: Record<string, string> = {}) => parseHubArgs(args, env).config as unknown as Record<string, unknown>;

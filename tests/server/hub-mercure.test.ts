@@ -115,6 +115,16 @@ describe('the hub server\'s Mercure endpoint', () => {
     await closed;
   });
 
+  test('--max-lifetime ends a Mercure stream whatever its token says', async () => {
+    const hub = await startHub({ maxLifetime: 1000 });
+    const started = Date.now();
+    const reader = await openEvents(`${hub.url}${MERCURE}?${topicQuery}`);
+    assert.equal(reader.res.statusCode, 200);
+    await reader.until(() => reader.ended, 4000, 'the stream to end');
+    const lasted = Date.now() - started;
+    assert.ok(lasted >= 900 && lasted <= 3000, `lasted ${lasted} ms`);
+  });
+
   test('Mercure requests are counted under their own route in /metrics', async () => {
     const hub = await startHub({ publisherKey: PUBLISHER_KEY });
     assert.equal((await publish(hub.url, { topic: 'https://example.com/books/1', data: 'x' })).status, 200);

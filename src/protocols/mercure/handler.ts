@@ -289,7 +289,10 @@ export function mercureHandler(hub: Hub, options: MercureOptions = {}): SseHandl
     }
     const document = await subscriptionsDocument(presence, query, resource, internals!.lastEventId());
     if (document === undefined) return text(404, 'no such subscription');
-    return json(200, document, 'application/ld+json');
+    const answer = json(200, document, 'application/ld+json');
+    // A token in the URL makes the answer one user's: no shared cache may keep it.
+    if (identity.grant.via === 'query') answer.headers['cache-control'] = `private, ${answer.headers['cache-control']}`;
+    return answer;
   }
 
   function route(pathOf: string): 'hub' | { api: string } | undefined {

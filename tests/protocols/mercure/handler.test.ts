@@ -209,6 +209,13 @@ describe('both dialects', () => {
     assert.equal(answer.status, 413);
     const body = await publish(served, [['topic', 'a'], ['data', 'x'.repeat(2 * 1024 * 1024)]], await publisher07());
     assert.equal(body.status, 413);
+    for (const fields of [
+      [['topic', 'a'], ['id', 'x'.repeat(3000)]],
+      [['topic', 'a'], ['type', 'x'.repeat(3000)]],
+      Array.from({ length: 101 }, (_, n): [string, string] => ['topic', `t${n}`]),
+    ]) {
+      assert.equal((await publish(served, fields as Array<[string, string]>, await publisher07())).status, 413, JSON.stringify(fields).slice(0, 60));
+    }
     const retry = await publish(served, [['topic', 'a'], ['retry', '1'.repeat(16)]], await publisher07());
     assert.equal(retry.status, 413, 'digits, but more than a field holds');
     assert.match(retry.body, /at most 15 digits/);
@@ -486,6 +493,9 @@ describe('draft-08 subscribers, end to end', () => {
     const served = await serve({ subscriberKey: SUBSCRIBER_KEY });
     const reader = await subscribe(served, `topic=a&authorization=${await subscriber07(['a'])}`);
     assert.match(String(reader.res.headers['cache-control']), /^private\b/);
+    const listing = await fetch(`${served.endpoint}/subscriptions?authorization=${await subscriber07(['*'])}`);
+    assert.equal(listing.status, 200);
+    assert.match(String(listing.headers.get('cache-control')), /^private\b/, 'the API answer too');
     const header = await subscribe(served, 'topic=a', { authorization: `Bearer ${await subscriber07(['a'])}` });
     assert.doesNotMatch(String(header.res.headers['cache-control']), /private/);
     reader.res.destroy();
