@@ -11,10 +11,12 @@ export {
   type NextFunction,
 } from './serve.js';
 export type { Logger } from './logger.js';
+export type { EventMap, TypedEvent } from './event-map.js';
 export {
   createHub,
   type Hub,
   type HubOptions,
+  type TypedHub,
   type HubStats,
   type HubHandlerOptions,
   type Subscription,

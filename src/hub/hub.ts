@@ -1,6 +1,7 @@
 import type { Backplane, LogEntry, LogListener } from '../backplanes/backplane.js';
 import { memoryBackplane } from '../backplanes/memory.js';
 import { defaultOnConnect, type ConnectResult } from '../connect.js';
+import type { EventMap, TypedEvent } from '../event-map.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { createSseHandler, resolveSettings, type ServeSseOptions, type SseHandler } from '../serve.js';
@@ -40,6 +41,12 @@ export interface HubOptions {
    * memory, this process only. `redisBackplane()` from `serve-sse/redis` spans processes.
    */
   backplane?: Backplane;
+  /**
+   * Send every event's data as JSON, strings included, so that a client parsing JSON
+   * (`serve-sse/client`'s `json: true`) reads back exactly what was published. A typed hub
+   * (`createHub<Events>({ json: true })`) needs it. Default false: a string goes as it is.
+   */
+  json?: boolean;
   logger?: Logger;
 }
 
@@ -173,6 +180,15 @@ export interface HubInternals {
   lastEventId(): string | undefined;
 }
 
+/** A hub whose events are checked against an {@link EventMap}: `publish` takes only events of its types, with data of their type. */
+export interface TypedHub<Events extends EventMap> extends Omit<Hub, 'publish'> {
+  publish(topics: string | string[], event: TypedEvent<Events>, options?: PublishOptions): Promise<string>;
+}
+
+/** A hub: in memory, or over a backplane that several processes share. */
+export function createHub(options?: HubOptions): Hub;
+/** A typed hub: its events' data goes as JSON, and `publish` checks types and data against `Events`. */
+export function createHub<Events extends EventMap>(options: HubOptions & { json: true }): TypedHub<Events>;
 export function createHub(options: HubOptions = {}): Hub {
   const {
     history: capacity = 1000,
@@ -185,6 +201,7 @@ export function createHub(options: HubOptions = {}): Hub {
     resetEvent = 'reset',
     catchUpTimeout = 10_000,
     backplane = memoryBackplane(),
+    json = false,
     logger = consoleLogger,
   } = options;
   if (!Number.isSafeInteger(capacity) || capacity < 0) throw hubOptionError('history', 'a non-negative integer', capacity);
@@ -295,7 +312,7 @@ export function createHub(options: HubOptions = {}): Hub {
       const { id: alias, private: isPrivate } = checkPublishOptions(options);
       // Serialised once for the whole cluster: every instance prefixes the id and sends these bytes.
       const meta = alias === undefined && isPrivate !== true ? undefined : { alias, private: isPrivate === true };
-      const appended = backplane.append(list, formatEvent(event), meta);
+      const appended = backplane.append(list, formatEvent(json ? { ...event, data: JSON.stringify(event.data) } : event), meta);
       return appended.then((id) => {
         counts.published++;
         return alias ?? id;
