@@ -125,9 +125,11 @@ export class EventSource<Events extends EventMap = StringEvents> extends EventTa
         this.dispatchEvent(new SseErrorEvent(status, `serve-sse/client: ${why}; ${final ? 'closed' : 'reconnecting'}`));
       },
       synced: (lastEventId, ms, origin) => {
-        if (!fresh) return;
-        this.#lastEventId = lastEventId;
-        retry = ms;
+        // Events the holder posted before its answer may have come first: they are newer.
+        if (fresh) {
+          this.#lastEventId = lastEventId;
+          retry = ms;
+        }
         if (origin !== undefined) member.opened(origin);
       },
     };

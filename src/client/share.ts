@@ -62,6 +62,8 @@ export function share(key: string, member: Member): (() => void) | undefined {
       post({ t: 'retry', ms });
     },
     failed(status, final) {
+      // Not open any more: an instance that joins now waits for the next `open`.
+      origin = undefined;
       post({ t: 'fail', status, final });
       member.failed(status, final);
     },
