@@ -48,6 +48,9 @@ export function createParser(handlers: ParserHandlers, id = ''): (text: string) 
   }
 
   return (text) => {
+    // An empty chunk (a zero-length read) must not forget a CR that ended the one before: its LF
+    // would then count as a blank line of its own, and dispatch an event cut in two.
+    if (text === '') return;
     if (afterCr && text[0] === '\n') text = text.slice(1);
     afterCr = false;
     pending += text;
