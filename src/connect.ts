@@ -10,7 +10,8 @@ export type ConnectResult =
   | { status: number; headers?: Record<string, string>; body?: string }
   | [status: number, headers?: Record<string, string>];
 
-export type OnConnect = (request: SseRequest) => ConnectResult | Promise<ConnectResult>;
+/** Decides the answer to a request before anything is written. `Req`: the request type, as for `StreamWriter`. */
+export type OnConnect<Req extends SseRequest = SseRequest> = (request: Req) => ConnectResult | Promise<ConnectResult>;
 
 /** A `ConnectResult` checked and brought to one shape, header names in lower case. */
 export interface ConnectAnswer {

@@ -14,9 +14,9 @@ import { runWriter, type StreamWriter } from './writer.js';
 
 export type { StreamWriter } from './writer.js';
 
-export interface ServeSseOptions {
+export interface ServeSseOptions<Req extends SseRequest = SseRequest> {
   /** Decides the status and headers before anything is written (authentication). Default: {@link defaultOnConnect}. */
-  onConnect?: OnConnect;
+  onConnect?: OnConnect<Req>;
   /** Milliseconds between keep-alive comments on an idle stream; `false` for none. Default 15 000. */
   keepAlive?: number | false;
   /** Reconnection delay (ms) sent to the client once, when the stream opens. */
@@ -57,11 +57,21 @@ export interface ServeSseOptions {
 export type NextFunction = (error?: unknown) => void;
 type NodeServerResponse = import('node:http').ServerResponse | import('node:http2').Http2ServerResponse;
 
-export interface SseHandler {
+/** The Node side of a request type: what the `(req, res, next)` form takes. */
+export type NodeRequestOf<Req extends SseRequest> = Exclude<Req, Request>;
+/** The Fetch side of a request type: what `fetch(request)` takes. */
+export type FetchRequestOf<Req extends SseRequest> = Extract<Req, Request>;
+
+/**
+ * A handler for both kinds of server. `Req` is the request type its writer and `onConnect` were
+ * written for: a handler written for Express's `Request` takes only that in its Node form, and
+ * has no usable `fetch` (its parameter is `never`), so a mismatch is a type error, not a crash.
+ */
+export interface SseHandler<Req extends SseRequest = SseRequest> {
   /** node:http, node:http2 (compat API), Express, Connect. */
-  (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void;
+  (req: NodeRequestOf<Req>, res: NodeServerResponse, next?: NextFunction): void;
   /** Fetch API (Hono, Next.js route handlers, Bun, Deno): a streaming `Response`. */
-  fetch(request: Request): Promise<Response>;
+  fetch(request: FetchRequestOf<Req>): Promise<Response>;
 }
 
 const DEFAULT_KEEP_ALIVE = 15_000;
@@ -91,7 +101,7 @@ export interface Settings {
  * Turns a function that writes events into an HTTP handler for Node servers and Fetch runtimes.
  * @throws TypeError naming the option when an option is invalid.
  */
-export function serveSse(writer: StreamWriter, options: ServeSseOptions = {}): SseHandler {
+export function serveSse<Req extends SseRequest = SseRequest>(writer: StreamWriter<Req>, options: ServeSseOptions<Req> = {}): SseHandler<Req> {
   if (typeof writer !== 'function') throw new TypeError('serve-sse: serveSse(writer) needs a function');
   const settings = resolveSettings(options);
   return createSseHandler(settings, (connection, logger) => void runWriter(logger, writer, connection));
@@ -151,8 +161,11 @@ export function createSseHandler(settings: Settings, open: Opener): SseHandler {
   return handler;
 }
 
-/** Checks the options once, when a handler is made, so that a typo fails at start-up. */
-export function resolveSettings(options: ServeSseOptions): Settings {
+/**
+ * Checks the options once, when a handler is made, so that a typo fails at start-up. Options for
+ * any request type: the handler hands its `onConnect` the requests it was typed for.
+ */
+export function resolveSettings(options: ServeSseOptions<never>): Settings {
   const {
     onConnect = defaultOnConnect,
     keepAlive = DEFAULT_KEEP_ALIVE,
@@ -188,7 +201,7 @@ export function resolveSettings(options: ServeSseOptions): Settings {
   }
   const heartbeat = keepAlive === false ? undefined : sharedHeartbeat(keepAlive);
   return {
-    onConnect,
+    onConnect: onConnect as OnConnect,
     heartbeat,
     leaveHeartbeat: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
     // The first bytes go out at once: they push the headers through buffering proxies and beat

@@ -10,10 +10,13 @@ export type SseRequest = import('node:http').IncomingMessage | import('node:http
 /** What happens when a client's unsent bytes pass `highWaterMark`. */
 export type SlowClientPolicy = 'wait' | 'drop' | 'close';
 
-/** One open event stream to one client. */
-export interface SseStream {
+/**
+ * One open event stream to one client. `Req` is the request's type as the app sees it (an Express
+ * `Request`, say): see {@link StreamWriter}.
+ */
+export interface SseStream<Req extends SseRequest = SseRequest> {
   /** The request that opened the stream. */
-  readonly request: SseRequest;
+  readonly request: Req;
   /** The `Last-Event-ID` the client sent (or its `lastEventId` query parameter), if valid. */
   readonly lastEventId: string | undefined;
   /** Aborted when the client goes away or the stream closes, for whatever reason. */

@@ -6,16 +6,22 @@ import type { SseConnection, SseRequest, SseStream } from './stream.js';
  * The application's part: write events to the stream. The stream ends when the function returns
  * (or its promise settles, or its iterable ends), so a long-lived writer awaits something, such as
  * the stream's `signal`.
+ *
+ * `Req` is the request's type: inferred from where the handler goes (`app.get('/events',
+ * serveSse(...))` gives Express's `Request`, with what the app declared on it such as `user`),
+ * or from the writer's own annotation (`(req: Request, stream) => ...`), or given
+ * (`serveSse<MyRequest>(...)`). Unsaid, it is any request serve-sse can serve.
  */
-export type StreamWriter = (
-  request: SseRequest,
-  stream: SseStream,
+export type StreamWriter<Req extends SseRequest = SseRequest> = (
+  request: Req,
+  stream: SseStream<Req>,
 ) => void | Promise<void> | AsyncIterable<SseEvent>;
 
 /** Runs the app's writer on an open stream, and ends the stream when the writer is done. */
-export async function runWriter(logger: Logger, writer: StreamWriter, stream: SseConnection): Promise<void> {
+export async function runWriter(logger: Logger, writer: StreamWriter<never>, stream: SseConnection): Promise<void> {
   try {
-    const result = writer(stream.request, stream);
+    // The request is whatever the handler was given: its type is the app's promise (see StreamWriter).
+    const result = (writer as StreamWriter)(stream.request, stream);
     if (isAsyncIterable(result)) await pipeEvents(result, stream);
     else await result;
   } catch (error) {

@@ -36,7 +36,7 @@ const fastifyRequests = new WeakMap<object, FastifySseRequest>();
  * logger (`request.log`, pino) unless the handler was given a `logger`.
  * @throws TypeError when `handler` is not a handler.
  */
-export function fastifySse(handler: SseHandler): FastifySseRoute {
+export function fastifySse(handler: SseHandler<IncomingMessage | Http2ServerRequest>): FastifySseRoute {
   checkHandler(handler, 'fastifySse(handler)');
   return (request, reply) => {
     fastifyRequests.set(request.raw, request);
@@ -53,8 +53,12 @@ export function fastifySse(handler: SseHandler): FastifySseRoute {
 
 /**
  * The `FastifyRequest` behind the request a writer or `onConnect` receives (that one is Node's
- * raw request): where hooks put `request.user` and the like. `undefined` outside `fastifySse`.
+ * raw request): where hooks put `request.user` and the like (declared on `FastifyRequest`).
+ * @throws TypeError for a request that did not come through `fastifySse`: a handler mounted
+ * elsewhere too must not read Fastify's request where there is none.
  */
-export function fastifyRequestOf(request: SseRequest): FastifyRequest | undefined {
-  return fastifyRequests.get(request) as FastifyRequest | undefined;
+export function fastifyRequestOf(request: SseRequest): FastifyRequest {
+  const fastifyRequest = fastifyRequests.get(request);
+  if (fastifyRequest === undefined) throw new TypeError('serve-sse/fastify: fastifyRequestOf(request) got a request that did not come through fastifySse');
+  return fastifyRequest as FastifyRequest;
 }

@@ -4,7 +4,7 @@
  * first, and nothing downstream runs.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ParameterizedContext } from 'koa';
+import type { DefaultState, ParameterizedContext } from 'koa';
 import type { SseHandler } from '../serve.js';
 import type { SseRequest } from '../stream.js';
 import { checkHandler, serveNodeRequest } from './node-entry.js';
@@ -28,7 +28,7 @@ const koaContexts = new WeakMap<object, KoaSseContext>();
  * thrown, to reach Koa's error handling.
  * @throws TypeError when `handler` is not a handler.
  */
-export function koaSse(handler: SseHandler): KoaSseMiddleware {
+export function koaSse(handler: SseHandler<IncomingMessage>): KoaSseMiddleware {
   checkHandler(handler, 'koaSse(handler)');
   return async (ctx) => {
     koaContexts.set(ctx.req, ctx);
@@ -47,8 +47,12 @@ export function koaSse(handler: SseHandler): KoaSseMiddleware {
 
 /**
  * The Koa context behind the request a writer or `onConnect` receives (Node's raw request): where
- * upstream middleware put `ctx.state.user` and the like. `undefined` outside `koaSse`.
+ * upstream middleware put `ctx.state.user` and the like. `State` types `ctx.state` (Koa's own
+ * default: anything).
+ * @throws TypeError for a request that did not come through `koaSse`.
  */
-export function koaContextOf(request: SseRequest): ParameterizedContext | undefined {
-  return koaContexts.get(request) as ParameterizedContext | undefined;
+export function koaContextOf<State = DefaultState>(request: SseRequest): ParameterizedContext<State> {
+  const ctx = koaContexts.get(request);
+  if (ctx === undefined) throw new TypeError('serve-sse/koa: koaContextOf(request) got a request that did not come through koaSse');
+  return ctx as ParameterizedContext<State>;
 }

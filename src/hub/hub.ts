@@ -86,12 +86,13 @@ export interface Subscription {
   unsubscribe(): void;
 }
 
-export interface HubHandlerOptions extends ServeSseOptions {
+/** `Req`: the request type, as for `serveSse` (inferred from where the handler goes). */
+export interface HubHandlerOptions<Req extends SseRequest = SseRequest> extends ServeSseOptions<Req> {
   /**
    * The topics a request subscribes to, decided after `onConnect` accepted it; none answers 204,
    * which tells the client to stop reconnecting. Default: the request's `topic` query parameters.
    */
-  topics?: (request: SseRequest) => string[] | Promise<string[]>;
+  topics?: (request: Req) => string[] | Promise<string[]>;
 }
 
 export interface PublishOptions {
@@ -125,7 +126,7 @@ export interface Hub {
    */
   subscribe(stream: SseStream, topics: string[] | Interest, options?: SubscribeOptions): Subscription;
   /** An SSE handler whose connections subscribe to the hub. */
-  handler(options?: HubHandlerOptions): SseHandler;
+  handler<Req extends SseRequest = SseRequest>(options?: HubHandlerOptions<Req>): SseHandler<Req>;
   stats(): HubStats;
   /** Sends `retry` (if given) to every client, ends every stream, and resolves once they are gone. */
   close(options?: HubCloseOptions): Promise<void>;
@@ -477,7 +478,9 @@ export function createHub(options: HubOptions = {}): Hub {
     },
   };
 
-  function handler(handlerOptions: HubHandlerOptions = {}): SseHandler {
+  function handler<Req extends SseRequest = SseRequest>(typedOptions: HubHandlerOptions<Req> = {}): SseHandler<Req> {
+    // The handler hands these functions the requests it was typed for.
+    const handlerOptions = typedOptions as HubHandlerOptions;
     const { topics: chooseTopics = queryTopics, onConnect = defaultOnConnect, ...rest } = handlerOptions;
     // What onConnect decided, for the writer: keyed by request, gone with it.
     const chosen = new WeakMap<object, string[]>();

@@ -40,7 +40,7 @@ describe('fastifySse', () => {
         '/events',
         fastifySse(
           serveSse(async (request, stream) => {
-            const user = (fastifyRequestOf(request) as unknown as { user: string } | undefined)?.user;
+            const { user } = fastifyRequestOf(request) as unknown as { user: string };
             await stream.send({ event: 'hello', id: 1, data: { user } });
             await stream.send({ data: 'two\nlines' });
           }),
@@ -183,4 +183,8 @@ describe('fastifySse', () => {
   test('fastifySse(something else) throws a TypeError at start-up', () => {
     assert.throws(() => fastifySse({} as never), { name: 'TypeError', message: /fastifySse\(handler\)/ });
   });
+});
+
+test('fastifyRequestOf names the mistake for a request that did not come through fastifySse', () => {
+  assert.throws(() => fastifyRequestOf(new Request('http://127.0.0.1/events')), { name: 'TypeError', message: /did not come through fastifySse/ });
 });

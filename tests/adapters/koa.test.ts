@@ -48,7 +48,7 @@ describe('koaSse', () => {
     app.use(
       koaSse(
         serveSse(async (request, stream) => {
-          await stream.send({ event: 'hello', id: 7, data: { user: koaContextOf(request)?.state.user } });
+          await stream.send({ event: 'hello', id: 7, data: { user: koaContextOf(request).state.user } });
         }),
       ),
     );
@@ -160,4 +160,8 @@ describe('koaSse', () => {
   test('koaSse(something else) throws a TypeError at start-up', () => {
     assert.throws(() => koaSse(undefined as never), { name: 'TypeError', message: /koaSse\(handler\)/ });
   });
+});
+
+test('koaContextOf names the mistake for a request that did not come through koaSse', () => {
+  assert.throws(() => koaContextOf(new Request('http://127.0.0.1/events')), { name: 'TypeError', message: /did not come through koaSse/ });
 });
