@@ -15,6 +15,8 @@ export class WebSink implements Sink {
   /** Writes waiting to be read, whose owner asked to hear when they are. */
   #notify = false;
   #open = true;
+  /** `end()` came while chunks were still queued: the body closes once the reader has them. */
+  #ending = false;
 
   constructor(owner: SinkOwner) {
     this.#owner = owner;
@@ -23,9 +25,14 @@ export class WebSink implements Sink {
         start: (controller) => {
           this.#controller = controller;
         },
-        pull: () => this.#runFlushed(),
+        pull: () => {
+          // The reader has taken every chunk: an ending body can close now.
+          if (this.#ending) this.#closeBody();
+          this.#runFlushed();
+        },
         cancel: () => {
           this.#open = false;
+          this.#ending = false;
           this.#runFlushed();
           owner.gone();
         },
@@ -51,19 +58,39 @@ export class WebSink implements Sink {
 
   uncork(): void {}
 
+  /**
+   * Ends the body once the reader has taken what is queued, and then tells the owner the
+   * connection is done. A web body says nothing when it has been read to its end (`cancel` is for
+   * a reader that gives up), and the runtime's `request.signal` need not abort after a response
+   * that completed (Deno's default does, Bun's and Deno's `--unstable-no-legacy-abort` do not): so
+   * without this, `whenGone()` never resolved for a stream the server ended, `hub.close()` waited
+   * its whole timeout for every Fetch-API client (Hono, Next.js, Bun, Deno) and then warned, and
+   * its cut did nothing, since the body was already closed.
+   */
   end(): void {
     if (!this.#open) return;
     this.#open = false;
-    this.#controller.close();
+    // With a high-water mark of zero, a desired size of zero means an empty queue.
+    if ((this.#controller.desiredSize ?? 0) < 0) this.#ending = true;
+    else this.#closeBody();
     this.#runFlushed();
   }
 
   destroy(): void {
-    if (!this.#open) return;
+    // An ending body whose reader stopped reading can still be cut.
+    if (!this.#open && !this.#ending) return;
     this.#open = false;
+    this.#ending = false;
     // Erroring the body makes the runtime abort the connection instead of ending it cleanly.
     this.#controller.error(new Error('serve-sse: connection closed (slow client)'));
     this.#runFlushed();
+    this.#owner.gone();
+  }
+
+  #closeBody(): void {
+    this.#ending = false;
+    this.#controller.close();
+    this.#owner.gone();
   }
 
   #runFlushed(): void {

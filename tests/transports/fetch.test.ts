@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { serveSse, type SseStream } from '../../src/index.js';
-import { waitFor } from '../helpers.js';
+import { createHub, serveSse, type SseStream } from '../../src/index.js';
+import { recordingLogger, waitFor } from '../helpers.js';
 
 /** Reads events from a Response body through eventsource-parser; `cancel` cancels the body. */
 function eventReader(response: Response) {
@@ -102,4 +102,34 @@ test('"drop" bounds what an unread body holds: at most maxBuffered plus one even
   assert.ok(stream!.dropped > 1900, `dropped ${stream!.dropped}`);
   const body = await response.text();
   assert.ok(body.length < 20 * 1024, `held ${body.length} bytes`);
+});
+
+test('hub.close() over handler.fetch resolves once each body has been read to its end, and cuts one that is not read', async () => {
+  const { lines, logger } = recordingLogger();
+  const hub = createHub({ logger });
+  const read = await hub.handler().fetch(new Request('http://localhost/?topic=a'));
+  const unread = await hub.handler().fetch(new Request('http://localhost/?topic=a'));
+  const text = read.text();
+  // Something queued for the unread body: its end has to wait for a reader that never comes.
+  await hub.publish('a', { data: 'x' });
+  const started = performance.now();
+  await hub.close({ retry: 1000, timeout: 300 });
+  const ms = performance.now() - started;
+  const body = await text;
+  assert.match(body, /retry: 1000\n\n$/);
+  assert.ok(ms < 1000, `close() took ${Math.round(ms)} ms`);
+  // The unread one was cut at the timeout: its body errors rather than ending cleanly.
+  assert.deepEqual(lines.map((line) => line.obj), [{ cut: 1 }]);
+  await assert.rejects(unread.text());
+
+  // With nothing unread, close() does not wait for its timeout, and warns of nothing.
+  const quiet = recordingLogger();
+  const second = createHub({ logger: quiet.logger });
+  const response = await second.handler().fetch(new Request('http://localhost/?topic=b'));
+  const whole = response.text();
+  const t0 = performance.now();
+  await second.close({ timeout: 3000 });
+  assert.ok(performance.now() - t0 < 1000);
+  assert.equal(await whole, ':\n\n');
+  assert.deepEqual(quiet.lines, []);
 });
