@@ -70,7 +70,11 @@ export class Connection {
         // Asked before every connection: a token callback gives a fresh token each time.
         const headers = new Headers(typeof settings.headers === 'function' ? await settings.headers() : settings.headers);
         if (!headers.has('accept')) headers.set('accept', 'text/event-stream');
-        if (sink.lastEventId !== '') headers.set('last-event-id', sink.lastEventId);
+        // The header carries the id's UTF-8 bytes, as the native EventSource sends them. Header
+        // values are byte strings: set as it is, an id past Latin-1 made Headers throw (taken for
+        // a network error, so the client retried forever without a request), and one in Latin-1
+        // went out as Latin-1 bytes.
+        if (sink.lastEventId !== '') headers.set('last-event-id', String.fromCharCode(...new TextEncoder().encode(sink.lastEventId)));
         const response = await settings.fetch(settings.url, {
           headers,
           credentials: settings.withCredentials ? 'include' : 'same-origin',
