@@ -121,6 +121,9 @@ export class Connection {
   /** Waits `ms`; false when stopped meanwhile. */
   #sleep(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
+      // Stopped already (close() in an error listener, which runs before the wait begins): no
+      // timer, or it would keep the process alive for the whole delay, up to maxRetry.
+      if (this.#stopped) return resolve(false);
       const timer = setTimeout(() => resolve(!this.#stopped), ms);
       this.#wake = () => {
         clearTimeout(timer);
