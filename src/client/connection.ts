@@ -43,7 +43,10 @@ export class Connection {
     readonly settings: ConnectionSettings,
     readonly sink: Sink,
   ) {
-    void this.#run();
+    // Started a microtask later: a first attempt that fails at once (a headers function or a fetch
+    // that throws) would otherwise fire `error` inside the EventSource constructor, before the
+    // caller could listen for it.
+    void Promise.resolve().then(() => this.#run());
   }
 
   /** The current reconnection time; a `retry` field changes it. */
