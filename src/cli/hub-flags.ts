@@ -170,7 +170,10 @@ a command line is visible to every user of the machine.
 
 Options:
 ${lines.join('\n')}
+  ${'--version'.padEnd(width)}Print the version.
   ${'-h, --help'.padEnd(width)}Show this help.
+
+Install: the hub server's dependencies (pino, jose, ioredis) come with "npm install serve-sse-hub".
 
 Endpoints:
   GET  /events?topic=a&topic=b   subscribe (Last-Event-ID or ?lastEventId= replays)

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createDemoServer } from './demo.js';
 
@@ -8,6 +9,10 @@ Commands:
   demo    Serve the demo page and its event stream.
   hub     Run a standalone hub: backends publish over HTTP, browsers subscribe.
           "serve-sse hub --help" lists its options and their environment variables.
+          Needs the hub server's dependencies: npm install serve-sse-hub
+  token   Print a JWT for publishers or subscribers of the hub ("serve-sse token --help").
+
+  -v, --version  Print the version.
 
 Options for demo:
   --port N     Port to listen on (env PORT, default 8080; 0 picks a free one).
@@ -43,7 +48,12 @@ function runDemo(args: string[]): void {
   const port = parsePort(values.port ?? process.env.PORT ?? '8080');
   const host = values.host ?? process.env.HOST;
   const server = createDemoServer();
-  server.on('error', (error) => fail(`cannot listen: ${error.message}`));
+  // A run-time failure, not a usage mistake: one line, no usage text.
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? `port ${port} is in use (--port picks another)` : error.message;
+    process.stderr.write(`serve-sse demo: cannot listen: ${why}\n`);
+    process.exit(1);
+  });
   server.listen(port, host, () => {
     const address = server.address();
     const actual = typeof address === 'object' && address !== null ? address.port : port;
@@ -52,29 +62,61 @@ function runDemo(args: string[]): void {
   });
   const stop = (): void => {
     server.close();
-    // Open event streams would keep server.close() waiting forever.
-    server.closeAllConnections();
-    setTimeout(() => process.exit(0), 1000).unref();
+    // Browsers told to come back in 2 s find the restarted demo; cutting streams would show
+    // "Server unavailable" at once. Whatever lingers past a second is cut.
+    void server.endStreams(2000).then(() => server.closeIdleConnections());
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, 1000).unref();
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
 
+/** The package that brings the hub server's dependencies (pino, jose, ioredis…): serve-sse needs none. */
+const HUB_PACKAGE = 'serve-sse-hub';
+
 /**
- * Loaded only for this command: pino and jose are optional peer dependencies of serve-sse (the
- * library needs neither), so an install without them gets told what to add.
+ * Loads a command's module, which needs the hub server's dependencies: where they are missing,
+ * says which package to install rather than showing a stack trace.
  */
-async function runHubCommand(args: string[]): Promise<void> {
-  let hub: typeof import('./hub.js');
+async function loadServerModule<T>(command: string, load: () => Promise<T>): Promise<T> {
   try {
-    hub = await import('./hub.js');
+    return await load();
   } catch (error) {
-    const missing = /Cannot find (?:package|module) '(pino|jose)'/.exec(String((error as Error)?.message));
-    if (missing === null) throw error;
-    process.stderr.write(`serve-sse hub needs the packages pino and jose (${missing[1]} is missing): npm install pino jose\n`);
+    const missing = /Cannot find (?:package|module) '([^']+)'/.exec(String((error as Error)?.message));
+    if (missing === null || missing[1]!.startsWith('.') || missing[1]!.startsWith('/')) throw error;
+    process.stderr.write(`serve-sse ${command} needs the hub server's dependencies (${missing[1]} is missing): npm install ${HUB_PACKAGE}\n`);
     process.exit(1);
   }
+}
+
+async function runHubCommand(args: string[]): Promise<void> {
+  // The help and the version need nothing beyond this package.
+  if (args.includes('--help') || args.includes('-h')) {
+    const { hubUsage } = await import('./hub-flags.js');
+    process.stdout.write(hubUsage());
+    return;
+  }
+  if (args.includes('--version')) return printVersion();
+  const hub = await loadServerModule('hub', () => import('./hub.js'));
   await hub.runHub(args);
+}
+
+async function runTokenCommand(args: string[]): Promise<void> {
+  const { runToken, TOKEN_USAGE } = await import('./token.js');
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(TOKEN_USAGE);
+    return;
+  }
+  // jose is imported when the token is signed: a missing one surfaces there.
+  await loadServerModule('token', () => runToken(args));
+}
+
+function printVersion(): void {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  process.stdout.write(`${version}\n`);
 }
 
 const [command, ...rest] = process.argv.slice(2);
@@ -84,6 +126,14 @@ switch (command) {
     break;
   case 'hub':
     await runHubCommand(rest);
+    break;
+  case 'token':
+    await runTokenCommand(rest);
+    break;
+  case '-v':
+  case '--version':
+  case 'version':
+    printVersion();
     break;
   case undefined:
   case '-h':

@@ -110,3 +110,45 @@ test('the demo page lists the events in Chromium, then "Server unavailable" once
     if (demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
   }
 });
+
+test('--version prints the package version', async () => {
+  const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
+  for (const args of [['--version'], ['hub', '--version']]) {
+    const { code, stdout } = await run(args);
+    assert.equal(code, 0, args.join(' '));
+    assert.equal(stdout, `${version}\n`, args.join(' '));
+  }
+});
+
+test('demo on a busy port exits 1 with one line and no usage text', async () => {
+  const first = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const port = new URL(await startDemo(first)).port;
+    const { code, stdout, stderr } = await run(['demo', '--port', port, '--host', '127.0.0.1']);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.equal(stderr, `serve-sse demo: cannot listen: port ${port} is in use (--port picks another)\n`);
+  } finally {
+    first.kill('SIGKILL');
+  }
+});
+
+test('SIGINT ends open streams with a retry hint, cleanly, and exits 0', async () => {
+  const demo = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const url = await startDemo(demo);
+    const response = await fetch(new URL("/events", url), { signal: AbortSignal.timeout(10_000) });
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    assert.equal(first.done, false, 'the stream opened');
+    demo.kill('SIGINT');
+    let rest = '';
+    const decoder = new TextDecoder();
+    // A clean end resolves { done: true }; a cut stream rejects.
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += decoder.decode(chunk.value, { stream: true });
+    assert.match(rest, /^retry: ?2000$/m, `the stream's last bytes: ${JSON.stringify(rest)}`);
+    assert.equal(await exitCode(demo, 5_000), 0);
+  } finally {
+    if (demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+  }
+});
