@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath, sep } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -139,5 +139,75 @@ test('every subpath export has type declarations for both halves, on disk', () =
       assert.ok(existsSync(join(ROOT, types)), `${subpath}: ${types} exists`);
       assert.ok(existsSync(join(ROOT, types.replace(/\.d\.ts$/, '.js'))), `${subpath}: its code exists`);
     }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// serve-sse/client: the browser client, also for Node. Each half is imported by its name, runs
+// (a fetch that answers one event), and loads nothing but the client's own files.
+
+/**
+ * Prints what the client of one half exports and the data of an event it got, plus `loaded`
+ * (an expression: the files it loaded, where the half can tell).
+ */
+const clientRun = (loaded: string): string => `
+  const source = new m.EventSource('http://127.0.0.1:9/events', {
+    fetch: async () => new Response('data: from the built client\\n\\n', { headers: { 'content-type': 'text/event-stream' } }),
+  });
+  source.onmessage = (event) => {
+    source.close();
+    console.log(JSON.stringify({
+      resolved,
+      types: { EventSource: typeof m.EventSource, SseErrorEvent: typeof m.SseErrorEvent },
+      formatted: JSON.stringify({ data: event.data, readyState: source.readyState, loaded: ${loaded} }),
+    }));
+  };`;
+
+test('import from "serve-sse/client" loads the ESM build of the client alone, and it works', async () => {
+  const script = `
+    import * as m from 'serve-sse/client';
+    const resolved = new URL(import.meta.resolve('serve-sse/client')).pathname;
+    ${clientRun('undefined')}`;
+  const { resolved, types, formatted } = await report(['--input-type=module', '-e', script]);
+  assert.match(resolved, /dist\/esm\/client\/index\.js$/);
+  assert.deepEqual(types, { EventSource: 'function', SseErrorEvent: 'function' });
+  // What an ES module imports is not listed at run time: the last test reads the files instead.
+  assert.deepEqual(JSON.parse(formatted), { data: 'from the built client', readyState: 2 });
+});
+
+test('require("serve-sse/client") loads the CommonJS build of the client alone, and it works', async () => {
+  const script = `
+    const m = require('serve-sse/client');
+    const resolved = require.resolve('serve-sse/client');
+    const loaded = Object.keys(require.cache).map((path) => path.replace(/\\\\/g, '/')).filter((path) => !/\\/dist\\/cjs\\/client\\/[^/]+\\.js$/.test(path));
+    ${clientRun('loaded')}`;
+  const { resolved, types, formatted } = await report(['--input-type=commonjs', '-e', script]);
+  assert.match(resolved, /dist[/\\]cjs[/\\]client[/\\]index\.js$/);
+  assert.deepEqual(types, { EventSource: 'function', SseErrorEvent: 'function' });
+  assert.deepEqual(JSON.parse(formatted), { data: 'from the built client', readyState: 2, loaded: [] }, 'only dist/cjs/client files are loaded');
+});
+
+test('the client halves import nothing from node:, no package, nothing outside the client folder but the event map', () => {
+  const client = pkg.exports['./client'] ?? assert.fail('package.json has exports["./client"]');
+  for (const [half, types] of [['esm', client.import.types], ['cjs', client.require.types]] as const) {
+    const dir = dirname(join(ROOT, types));
+    assert.match(dir.replaceAll('\\', '/'), new RegExp(`dist/${half}/client$`));
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.js'));
+    assert.ok(files.includes('index.js') && files.length >= 4, `${half}: ${files}`);
+    const allowed = join(ROOT, 'dist', half, 'event-map.js');
+    let count = 0;
+    for (const file of files) {
+      const path = join(dir, file);
+      const source = readFileSync(path, 'utf8');
+      const specifiers = [...source.matchAll(/\b(?:from|import)\s*\(?\s*['"]([^'"]+)['"]|\brequire\s*\(\s*['"]([^'"]+)['"]/g)].map((m) => (m[1] ?? m[2])!);
+      for (const specifier of specifiers) {
+        count++;
+        assert.match(specifier, /^\.{1,2}\//, `${half}/client/${file} imports ${specifier}: not one of its own files`);
+        const target = resolvePath(dirname(path), specifier);
+        assert.ok(target.startsWith(dir + sep) || target === allowed, `${half}/client/${file} imports ${specifier}, outside the client folder`);
+        assert.ok(existsSync(target), `${half}/client/${file} imports ${specifier}, which is not there`);
+      }
+    }
+    assert.ok(count >= 4, `${half}: the files import one another (${count} imports seen)`);
   }
 });
