@@ -17,6 +17,7 @@ import { renderTable } from './lib/table.mjs';
 import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
 import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
 import { mercureConnections, renderMercureTable, runMercureSection, SECTION as MERCURE } from './mercure.mjs';
+import { clientSize, CLIENT_SIZE_BUDGET } from './client-size.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VARIANTS = ['hub', 'raw', 'better-sse'];
@@ -528,6 +529,13 @@ async function main() {
   const bounds = replayBounds(results);
   if (bounds.length) console.log(`Replay storms (hub and raw only: better-sse keeps no history), the hub against its design's bound:\n${bounds.join('\n')}\n`);
   if (problems.length) console.log(`Problems:\n${problems.join('\n')}\n`);
+  // The browser client's size: one esbuild bundle, well under a second, so every run has it.
+  const client = await clientSize().catch((err) => ({ error: String(err?.message ?? err) }));
+  console.log(
+    client.error === undefined
+      ? `serve-sse/client: ${client.minified.toLocaleString('en-US')} bytes minified, ${client.gzipped.toLocaleString('en-US')} gzipped (budget ${CLIENT_SIZE_BUDGET.toLocaleString('en-US')}).\n`
+      : `serve-sse/client: size not measured (${client.error}).\n`,
+  );
   console.log(
     `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
       `${PAYLOAD}-byte events in the fan-outs, ${seconds.toFixed(0)} s.`,
@@ -551,6 +559,7 @@ async function main() {
     redisTable,
     mercure,
     mercureTable,
+    client,
   };
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
 }
