@@ -83,6 +83,24 @@ describe('publishing', () => {
     }
   });
 
+  test('JSON sent as a form (what curl -d does) or with no Content-Type gets a hint about the header, and nothing is published', async () => {
+    const hub = await startHub({ publisherKey: PUBLISHER_KEY });
+    const reader = await openEvents(`${hub.url}/events?topic=news`);
+    const authorization = `Bearer ${await publisherToken(['news'])}`;
+    const body = JSON.stringify({ topic: 'news', data: 'x' });
+    const asForm = await send(`${hub.url}/publish`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal(asForm.status, 400);
+    assert.match(asForm.body, /looks like JSON.*send it with Content-Type: application\/json/);
+    const untyped = await send(`${hub.url}/publish`, { method: 'POST', headers: { authorization }, body });
+    assert.equal(untyped.status, 415);
+    assert.match(untyped.body, /no Content-Type: send JSON with Content-Type: application\/json/);
+    const published = await publishJson(hub, authorization.slice('Bearer '.length), { topic: 'news', data: 'after' });
+    await reader.until(() => reader.events.length === 1);
+    assert.deepEqual(reader.events.map((event) => event.data), ['after'], 'the refused bodies published nothing');
+    assert.equal(reader.events[0]!.id, published.body);
+    reader.res.destroy();
+  });
+
   test('each publish gets a larger id, in order', async () => {
     const hub = await startHub({ publisherKey: PUBLISHER_KEY });
     const reader = await openEvents(`${hub.url}/events?topic=t`);

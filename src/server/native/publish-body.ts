@@ -57,7 +57,7 @@ function contentKind(header: string | undefined): 'json' | 'form' | BodyResult {
   if (essence === 'application/json') return 'json';
   if (essence === 'application/x-www-form-urlencoded') return 'form';
   const got = essence === '' ? 'no Content-Type' : `Content-Type ${essence}`;
-  return { ok: false, status: 415, message: `${got}: send application/json or application/x-www-form-urlencoded` };
+  return { ok: false, status: 415, message: `${got}: send JSON with Content-Type: application/json, or form fields with application/x-www-form-urlencoded` };
 }
 
 function fromJson(text: string): BodyResult {
@@ -91,6 +91,11 @@ function fromJson(text: string): BodyResult {
 }
 
 function fromForm(text: string): BodyResult {
+  // `curl -d '{"topic": ...}'` sends JSON labelled as a form: say what to change, rather than
+  // naming a field made of the whole JSON text.
+  if (/^\s*[{[]/.test(text)) {
+    return malformed('the body looks like JSON but came as a form (Content-Type: application/x-www-form-urlencoded, what curl -d sends): send it with Content-Type: application/json');
+  }
   const form = new URLSearchParams(text);
   const unknown = unknownField([...form.keys()]);
   if (unknown !== undefined) return malformed(unknown);
