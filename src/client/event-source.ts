@@ -191,13 +191,22 @@ export class EventSource<Events extends EventMap = StringEvents> extends EventTa
     return (this.#handlers[type]?.handler as Listener<E> | undefined) ?? null;
   }
 
-  /** An event handler attribute: one listener, which a new value replaces. */
+  /**
+   * An event handler attribute (WHATWG): one listener, registered when first set; a new function
+   * takes its place in the listener order, and only null (or a non-function) removes it.
+   */
   #setHandler<E extends Event>(type: string, handler: Listener<E>): void {
-    const previous = this.#handlers[type];
-    if (previous !== undefined) super.removeEventListener(type, previous);
-    this.#handlers[type] = undefined;
-    if (typeof handler !== 'function') return;
-    const wrapper = Object.assign((event: Event) => handler.call(this as unknown as EventSource, event as E), { handler: handler as (event: Event) => unknown });
+    const current = this.#handlers[type];
+    if (typeof handler !== 'function') {
+      if (current !== undefined) super.removeEventListener(type, current);
+      this.#handlers[type] = undefined;
+      return;
+    }
+    if (current !== undefined) {
+      current.handler = handler as (event: Event) => unknown;
+      return;
+    }
+    const wrapper: Handler = Object.assign((event: Event) => wrapper.handler.call(this, event), { handler: handler as (event: Event) => unknown });
     this.#handlers[type] = wrapper;
     super.addEventListener(type, wrapper);
   }

@@ -198,6 +198,18 @@ describe('the WHATWG interface', () => {
     assert.equal(source.onerror, null);
   });
 
+  test('a handler attribute set again keeps its place among the listeners (WHATWG); set after null, it goes last', async () => {
+    const { url } = await script((hit) => stream(hit.res, 'data: 1\n\n'));
+    const source = open(url, { retry: 60_000 });
+    const calls: string[] = [];
+    source.onmessage = () => calls.push('first handler');
+    source.addEventListener('message', () => calls.push('listener'));
+    source.onmessage = () => calls.push('second handler');
+    await waitFor(() => calls.length >= 2, 5000, 'the message');
+    assert.deepEqual(calls, ['second handler', 'listener']);
+    source.close();
+  });
+
   test('message events: MessageEvent with data, lastEventId and origin; named events go to their listeners only', async () => {
     const { url, running } = await script((hit) => stream(hit.res, 'id: 7\ndata: a\ndata: b\n\nevent: price\ndata: 42\n\nevent: other\ndata: x\n\n'));
     const source = open(url);
