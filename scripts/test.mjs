@@ -7,7 +7,8 @@ import { join } from 'node:path';
 function findTests(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) return findTests(path);
+    // Dot folders hold build output (tests/next/.next*), never tests.
+    if (entry.isDirectory()) return entry.name.startsWith('.') || entry.name === 'node_modules' ? [] : findTests(path);
     return entry.name.endsWith('.test.ts') ? [path] : [];
   });
 }
