@@ -191,7 +191,7 @@ describe('serve-sse hub (the bin)', () => {
 });
 
 describe('optional peers', () => {
-  test('without pino and jose installed, the hub says what to install and exits 1; the demo is unaffected', () => {
+  test('without the server\'s dependencies installed, the hub names serve-sse-hub and exits 1; --help, hub --help and the demo are unaffected', () => {
     // A copy of the package with no node_modules beside it: what `npm install serve-sse` alone gives.
     const dir = mkdtempSync(join(tmpdir(), 'serve-sse-nopeers-'));
     try {
@@ -200,7 +200,10 @@ describe('optional peers', () => {
       const bin = join(dir, 'dist/esm/cli/main.js');
       const hub = spawnSync(process.execPath, [bin, 'hub', '--port', '0'], { timeout: 10_000, encoding: 'utf8', env: cleanEnv() });
       assert.equal(hub.status, 1);
-      assert.match(hub.stderr, /serve-sse hub needs the packages pino and jose .*npm install pino jose/);
+      assert.match(hub.stderr, /^serve-sse hub needs the hub server's dependencies \((pino|jose) is missing\): npm install serve-sse-hub\n$/);
+      const hubHelp = spawnSync(process.execPath, [bin, 'hub', '--help'], { timeout: 10_000, encoding: 'utf8', env: cleanEnv() });
+      assert.equal(hubHelp.status, 0, hubHelp.stderr);
+      assert.match(hubHelp.stdout, /--publisher-key/);
       const help = spawnSync(process.execPath, [bin, '--help'], { timeout: 10_000, encoding: 'utf8', env: cleanEnv() });
       assert.equal(help.status, 0);
       assert.match(help.stdout, /demo/);

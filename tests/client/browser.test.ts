@@ -655,7 +655,8 @@ async function runOracle(page: Page, names: string[], concurrency: number): Prom
             const timer = setTimeout(() => {
               source.close();
               resolve({ events, timedOut: true, reads: reads.count });
-            }, 5000);
+              // Generous: a byte-per-chunk run of a long stream, three at once, on a loaded CI machine.
+            }, 15_000);
             source.addEventListener('error', () => {
               if (source.readyState !== 2) return;
               clearTimeout(timer);
@@ -676,8 +677,8 @@ async function runOracle(page: Page, names: string[], concurrency: number): Prom
       },
       { names, types: TYPES, concurrency },
     ),
-    // Each run is bounded in the page (5 s); this bounds the whole.
-    10_000 + names.length * 1000,
+    // Each run is bounded in the page (15 s); this bounds the whole.
+    20_000 + names.length * 1000,
     `${names.length} oracle runs`,
   );
 }
