@@ -82,6 +82,8 @@ const SETTINGS: readonly Setting[] = [
     'Longest a shutdown waits for clients to go before cutting them. Default 10000.'),
   setting('body-timeout', 'SERVE_SSE_BODY_TIMEOUT', 'MS', (value, where) => integer(value, where, 1, MAX_INT),
     'Longest a client may take to send a request head, and a POST /publish its whole body after the head; slower ones get 408 and the connection is closed. Default 10000.'),
+  setting('ui', 'SERVE_SSE_UI', undefined, boolean,
+    'Serve a dashboard at GET /ui: live figures, and a console to subscribe and publish (native and Mercure). Keep it off the public route; with a subscriber key, its figures need a subscriber token for every topic. In the environment: 1/true or 0/false.'),
   setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),
 ];
 
@@ -184,6 +186,7 @@ Endpoints:
   GET  /.well-known/mercure      Mercure: subscribe (?topic= draft-07, ?match= / ?match_urlpattern= draft-08)
   POST /.well-known/mercure      Mercure: publish (form fields topic, data, private, id, type, retry)
   GET  /.well-known/mercure/subscriptions[/...]   Mercure: active subscriptions
+  GET  /ui                       with --ui: the dashboard (figures stream at GET /ui/stats)
 `;
 }
 

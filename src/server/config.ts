@@ -68,6 +68,12 @@ export interface HubServerConfig {
    * after the head; slower ones get 408 and their connection is closed.
    */
   bodyTimeout: number;
+  /**
+   * The dashboard at `GET /ui` (figures over `GET /ui/stats`, and a console). Off by default: it
+   * shows every topic's figures, so keep it off the public route (with a subscriber key, its
+   * figures need a subscriber token for every topic).
+   */
+  ui: boolean;
   logLevel: LogLevel;
 }
 
@@ -101,5 +107,6 @@ export const DEFAULTS: HubServerConfig = {
   shutdownRetry: 2000,
   shutdownTimeout: 10_000,
   bodyTimeout: 10_000,
+  ui: false,
   logLevel: 'info',
 };

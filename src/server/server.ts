@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { resolveCors } from '../cors.js';
-import { createHub, type CorsOption, type Hub, type HubOptions } from '../index.js';
+import { createHub, type CorsOption, type Hub, type HubOptions, type SseHandler } from '../index.js';
 import { createVerifier, type TokenVerifier } from './native/auth.js';
 import { memoryPresence, type Presence } from '../backplanes/presence.js';
 import { mercureHandler } from '../protocols/mercure/handler.js';
@@ -21,12 +21,16 @@ import { createPublishHandler } from './native/publish.js';
 import { errorKind, RepeatedLog } from './http/repeated-log.js';
 import { respond } from './http/respond.js';
 import { createEventsEndpoint } from './native/subscribe.js';
+import { serveUiFile, UI_HEADERS, UI_PATH, UI_STATS_PATH } from './ui/routes.js';
+import { createStatsStream } from './ui/stats-stream.js';
 
 export interface HubServerOptions extends Partial<HubServerConfig> {
   /** Where logs go. Default: pino JSON lines on stdout at `logLevel`. */
   logger?: PinoLogger;
   /** Milliseconds between two lines about one repeated failure (see RepeatedLog). Default 10 000. */
   errorLogInterval?: number;
+  /** With `ui`: milliseconds between two events of the dashboard's stats stream. Default 1000. */
+  uiInterval?: number;
 }
 
 export interface HubServer {
@@ -58,7 +62,7 @@ const LAST_PART_MS = 500;
 
 /** Starts a hub server and resolves once it listens. @throws StartupError for `--redis` problems. */
 export async function createHubServer(options: HubServerOptions = {}): Promise<HubServer> {
-  const { logger, errorLogInterval = 10_000, ...overrides } = options;
+  const { logger, errorLogInterval = 10_000, uiInterval = 1000, ...overrides } = options;
   const config: HubServerConfig = { ...DEFAULTS, ...withoutUndefined(overrides) };
   const log = logger ?? pino({ name: 'serve-sse-hub', level: config.logLevel });
   const errors = new RepeatedLog((fields, message) => log.error(fields, message), errorLogInterval);
@@ -106,6 +110,19 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     errors,
     closing: isClosing,
   });
+
+  // Not a hub subscription: a dashboard does not count among the connections it shows.
+  const stats = config.ui
+    ? createStatsStream({
+        hub,
+        counters,
+        verifier: subscriber,
+        intervalMs: uiInterval,
+        slowClientTimeout: config.slowClientTimeout,
+        maxBuffered: config.maxBuffered,
+        log,
+      })
+    : undefined;
 
   const mercure = mercureHandler(hub, {
     publisherKey: config.publisherKey,
@@ -161,6 +178,14 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     if (closing) res.setHeader('connection', 'close');
     const method = req.method ?? 'GET';
     if (path === MERCURE_PATH || path.startsWith(`${MERCURE_PATH}/`)) return routeMercure(req, res, path, exchange);
+    // Without --ui, /ui is like any unknown path: 404.
+    if (stats !== undefined && (path === UI_PATH || path.startsWith(`${UI_PATH}/`))) {
+      if (path !== UI_STATS_PATH) return serveUiFile(req, res, path);
+      if (method !== 'GET') return respond(res, 405, `${method} is not allowed on ${path}; use GET`, { allow: 'GET', ...UI_HEADERS });
+      if (closing) return retryLater(res, config.shutdownRetry);
+      for (const [name, value] of Object.entries(UI_HEADERS)) res.setHeader(name, value);
+      return capped(req, res, exchange, stats.handler);
+    }
     switch (path) {
       case METADATA_PATH:
         if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
@@ -168,7 +193,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
         return void res.end(JSON.stringify(resourceMetadata(config)));
       case '/events':
         if (method === 'GET' || (method === 'OPTIONS' && cors !== undefined && req.headers['access-control-request-method'] !== undefined)) {
-          return subscribe(req, res, exchange);
+          return capped(req, res, exchange, events.handler);
         }
         return method === 'OPTIONS' ? void res.writeHead(204, { allow: 'GET, OPTIONS' }).end() : notAllowed(res, method, path, 'GET');
       case '/publish':
@@ -192,15 +217,15 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     }
   }
 
-  /** The per-address cap, counted over the whole request, before any token is checked. */
-  function subscribe(req: IncomingMessage, res: ServerResponse, exchange: TrackedExchange): void {
+  /** A stream behind the per-address cap, counted over the whole request, before any token is checked. */
+  function capped(req: IncomingMessage, res: ServerResponse, exchange: TrackedExchange, handler: SseHandler): void {
     const address = clientAddress(req, config.trustProxy);
     if (!cap.take(address)) {
       log.info({ ip: address, max: config.maxConnectionsPerIp }, 'subscriber refused: too many connections from one address');
       return respond(res, 429, `too many event streams from ${address}: at most ${config.maxConnectionsPerIp} at once`);
     }
     exchange.onDone(() => cap.release(address));
-    events.handler(req, res);
+    handler(req, res);
   }
 
   function failed(res: ServerResponse, error: unknown): void {
@@ -261,6 +286,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
       const lastPart = Math.min(LAST_PART_MS, Math.floor(config.shutdownTimeout / 10));
       log.info({ connections: hub.stats().connections, retry: config.shutdownRetry }, 'shutting down');
       events.stop();
+      stats?.stop(config.shutdownRetry);
       // The drain. The listener stays open meanwhile: /healthz and /readyz answer 503, late
       // subscribers a retry hint, publishers 503, each with Connection: close; a closed port
       // would tell them nothing. Spread over [retry, 2 × retry): the clients of a stopping

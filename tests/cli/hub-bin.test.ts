@@ -103,6 +103,7 @@ describe('serve-sse hub (the bin)', () => {
       ['--max-body', 'SERVE_SSE_MAX_BODY'],
       ['--max-connections-per-ip', 'SERVE_SSE_MAX_CONNECTIONS_PER_IP'],
       ['--log-level', 'LOG_LEVEL'],
+      ['--ui', 'SERVE_SSE_UI'],
     ]) {
       assert.match(stdout, new RegExp(`${flag}\\b[^]*?env ${env}\\b`), `${flag} with ${env}`);
     }

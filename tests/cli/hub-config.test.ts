@@ -67,6 +67,14 @@ describe('hub settings', () => {
     throwsConfig(() => parse([], { SERVE_SSE_TRUST_PROXY: 'maybe' }), /SERVE_SSE_TRUST_PROXY/);
   });
 
+  test('--ui is a boolean flag, off by default; SERVE_SSE_UI takes 1/true/yes or 0/false/no', () => {
+    assert.equal(parse([]).ui, false);
+    assert.equal(parse(['--ui']).ui, true);
+    assert.equal(parse([], { SERVE_SSE_UI: '1' }).ui, true);
+    assert.equal(parse([], { SERVE_SSE_UI: 'no' }).ui, false);
+    throwsConfig(() => parse([], { SERVE_SSE_UI: 'on' }), /SERVE_SSE_UI/);
+  });
+
   test("Mercure's environment: the key and algorithm twins, and the directives of MERCURE_EXTRA_DIRECTIVES", () => {
     const env = {
       MERCURE_PUBLISHER_JWT_KEY: 'pub',
@@ -129,7 +137,7 @@ describe('hub settings', () => {
     assert.equal(parseHubArgs(['--help', '--port', 'abc'], {}).help, true);
     assert.equal(parseHubArgs(['-h'], {}).help, true);
     const usage = hubUsage();
-    for (const [flag, env] of [...SETTINGS.map(([flag, env]) => [flag, env] as const), ['--trust-proxy', 'SERVE_SSE_TRUST_PROXY'] as const]) {
+    for (const [flag, env] of [...SETTINGS.map(([flag, env]) => [flag, env] as const), ['--trust-proxy', 'SERVE_SSE_TRUST_PROXY'] as const, ['--ui', 'SERVE_SSE_UI'] as const]) {
       // Where its own entry starts (other entries' help may mention it).
       const at = usage.indexOf(`\n  ${flag} `) === -1 ? usage.indexOf(`\n  ${flag}`) : usage.indexOf(`\n  ${flag} `);
       assert.ok(at !== -1, `${flag} is documented`);
@@ -137,7 +145,7 @@ describe('hub settings', () => {
       const next = usage.indexOf('\n  --', at + 1);
       assert.match(usage.slice(at, next === -1 ? undefined : next), new RegExp(`env ${env}\\b`), `${flag} names ${env}`);
     }
-    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /readyz', 'GET  /metrics', 'GET  /.well-known/mercure', 'POST /.well-known/mercure']) {
+    for (const endpoint of ['GET  /events', 'POST /publish', 'GET  /healthz', 'GET  /readyz', 'GET  /metrics', 'GET  /.well-known/mercure', 'POST /.well-known/mercure', 'GET  /ui']) {
       assert.ok(usage.includes(endpoint), endpoint);
     }
     assert.match(usage, /env SERVE_SSE_PUBLISHER_KEY, MERCURE_PUBLISHER_JWT_KEY/);

@@ -11,7 +11,7 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 type Stats = HubStats & { backplaneLag?: number; backplaneConnected?: boolean };
 
 /** The endpoints counted by name; anything else is `other`, so that labels stay few. */
-export const ENDPOINTS = ['/events', '/publish', '/healthz', '/readyz', '/metrics', '/.well-known/mercure'] as const;
+export const ENDPOINTS = ['/events', '/publish', '/healthz', '/readyz', '/metrics', '/.well-known/mercure', '/ui'] as const;
 
 export class ServerCounters {
   /** Subscribers disconnected because their token expired. */
@@ -30,7 +30,8 @@ export class ServerCounters {
 
   response(path: string, status: number): void {
     // Mercure's subscriptions API counts with its endpoint: one label, not one per subscription.
-    const base = path.startsWith('/.well-known/mercure/') ? '/.well-known/mercure' : path;
+    // So does the dashboard (--ui), its files and stats stream: one label.
+    const base = path.startsWith('/.well-known/mercure/') ? '/.well-known/mercure' : path.startsWith('/ui/') ? '/ui' : path;
     const endpoint = (ENDPOINTS as readonly string[]).includes(base) ? base : 'other';
     const key = `${endpoint} ${status}`;
     this.#responses.set(key, (this.#responses.get(key) ?? 0) + 1);
