@@ -5,14 +5,17 @@
  * test publishes, over the native protocol and over Mercure; with a subscriber key, the figures
  * need a token for every topic and the console sees only what its pasted token allows. Without
  * `ui`, /ui is a 404. The page runs under its strict Content-Security-Policy with no violation.
- * Saves docs/images/dashboard.png (1200×800, after some activity).
+ * Saves docs/images/dashboard.png (1200×800, after some activity) when it is missing or when
+ * UPDATE_SCREENSHOTS=1, so that a test run does not leave the tree changed; otherwise the
+ * screenshot goes to a temporary file (the page is still rendered and captured).
  *
  * Chromium missing: skipped loudly, failed under CI=true (tests/chromium.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -20,7 +23,8 @@ import { launchChromium } from '../chromium.js';
 import { openEvents, type EventReader } from '../helpers.js';
 import { closeAll, metric, publishJson, PUBLISHER_KEY, send, sign, startHub, SUBSCRIBER_KEY, subscriberToken, type TestHub } from './hub-helpers.js';
 
-const SCREENSHOT = fileURLToPath(new URL('../../docs/images/dashboard.png', import.meta.url));
+const README_SCREENSHOT = fileURLToPath(new URL('../../docs/images/dashboard.png', import.meta.url));
+const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1' || !existsSync(README_SCREENSHOT) ? README_SCREENSHOT : join(tmpdir(), `serve-sse-dashboard-${process.pid}.png`);
 const BOOK = 'https://example.com/books/1';
 
 after(closeAll);
@@ -240,6 +244,7 @@ describe('serve-sse hub --ui (the dashboard)', () => {
 
       mkdirSync(dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT });
+      if (SCREENSHOT !== README_SCREENSHOT) rmSync(SCREENSHOT, { force: true });
       assert.deepEqual(problems, [], 'no CSP violation, no page error');
     } finally {
       for (const reader of readers) reader.res.destroy();
