@@ -51,6 +51,8 @@ test('deno: two serve-sse/client instances of one URL share one connection', { t
   t.after(() => {
     for (const res of open) res.destroy();
     server.close();
+    // A socket the runtime opened but never used would hold close() (and this file) open.
+    server.closeAllConnections();
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/shared`;
   const run = await runFixture(legacy.runtime, 'client-shared.mjs', [url], 15_000);

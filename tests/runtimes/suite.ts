@@ -238,6 +238,8 @@ export function defineClientTest(name: RuntimeName, runtime: Runtime | undefined
     t.after(() => {
       for (const res of open) res.destroy();
       server.close();
+      // A socket the runtime opened but never used would hold close() (and this file) open.
+      server.closeAllConnections();
     });
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
     const run = await runFixture(runtime, 'client.mjs', [url], 15_000);
