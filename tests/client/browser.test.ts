@@ -791,9 +791,11 @@ test("the reconnection time: retry fields read as Chromium's EventSource reads t
       const native = gap('native');
       const ours = gap('ours');
       gaps.push(`${what}: native ${native}, ours ${ours}`);
-      // The native one waits the reconnection time; ours 1 to 1.5 times it (docs/client.md).
-      assert.ok(native >= 380 && native < 1000, `${what}: native reconnected after ${native} ms: the oracle read 400`);
-      assert.ok(ours >= 380 && ours < 1000, `${what}: ours reconnected after ${ours} ms (native ${native}): 400 to 600 expected`);
+      // The native one waits the reconnection time; ours 1 to 1.5 times it (docs/client.md). The
+      // server stamps the end after it has written it, so a client may seem early by a few tens of
+      // ms; what matters is 400, not the default 1000 (nor 0).
+      assert.ok(native >= 300 && native < 1000, `${what}: native reconnected after ${native} ms: the oracle read 400`);
+      assert.ok(ours >= 300 && ours < 1000, `${what}: ours reconnected after ${ours} ms (native ${native}): 400 to 600 expected`);
     }
     t.diagnostic(`ms from the end of the stream to the reconnection: ${gaps.join('; ')}`);
   } finally {

@@ -114,7 +114,7 @@ async function closedPort(): Promise<string> {
  * Checks retry delays: attempt i waits between retry·2ⁱ and 1.5·retry·2ⁱ, capped at maxRetry.
  * `slack` covers what is not the wait (connecting, answering, a loaded machine).
  */
-function checkDelays(delays: number[], { retry, maxRetry }: { retry: number; maxRetry: number }, slack = 80): void {
+function checkDelays(delays: number[], { retry, maxRetry }: { retry: number; maxRetry: number }, slack = 250): void {
   delays.forEach((delay, i) => {
     const floor = Math.min(maxRetry, retry * 2 ** i);
     const ceiling = Math.min(maxRetry, 1.5 * retry * 2 ** i);
