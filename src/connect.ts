@@ -13,12 +13,22 @@ export type ConnectResult =
 /** Decides the answer to a request before anything is written. `Req`: the request type, as for `StreamWriter`. */
 export type OnConnect<Req extends SseRequest = SseRequest> = (request: Req) => ConnectResult | Promise<ConnectResult>;
 
-/** A `ConnectResult` checked and brought to one shape, header names in lower case. */
+/**
+ * A `ConnectResult` checked and brought to one shape, header names in lower case. `headers` may be
+ * shared between answers (the plain stream's): replace it, never change it.
+ */
 export interface ConnectAnswer {
   status: number;
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
   body: string | undefined;
 }
+
+/**
+ * "The stream, with the default headers": what a handler answers when the app gave no
+ * `onConnect`. One object for every request, so that the common case builds nothing.
+ */
+export const ACCEPT: ConnectResult = Object.freeze({ status: 200 });
+export const acceptStream = (): ConnectResult => ACCEPT;
 
 const CACHE_CONTROL = 'no-store, no-cache, must-revalidate, post-check=0, pre-check=0, no-transform';
 
@@ -33,6 +43,18 @@ export function defaultOnConnect(request: SseRequest): { status: 200; headers: R
   };
   if (isHttp11(request)) headers.Connection = 'keep-alive';
   return { status: 200, headers };
+}
+
+/** The stream's default headers in lower case, per kind of request: built once, shared, frozen. */
+const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': CACHE_CONTROL,
+  'x-accel-buffering': 'no',
+});
+const STREAM_HEADERS_HTTP11: Readonly<Record<string, string>> = Object.freeze({ ...STREAM_HEADERS, connection: 'keep-alive' });
+
+function streamHeaders(request: SseRequest): Readonly<Record<string, string>> {
+  return isHttp11(request) ? STREAM_HEADERS_HTTP11 : STREAM_HEADERS;
 }
 
 function isHttp11(request: SseRequest): boolean {
@@ -54,7 +76,14 @@ function forbidsHopByHop(request: SseRequest): boolean {
  * @throws TypeError naming what is wrong with the result, or whatever `onConnect` threw.
  */
 export async function runOnConnect(onConnect: OnConnect, request: SseRequest): Promise<ConnectAnswer> {
-  const result = await onConnect(request);
+  return checkConnectResult(await onConnect(request), request);
+}
+
+/**
+ * Checks what `onConnect` returned and brings it to one shape.
+ * @throws TypeError naming what is wrong with the result.
+ */
+export function checkConnectResult(result: ConnectResult, request: SseRequest): ConnectAnswer {
   let status: unknown;
   let headers: unknown;
   let body: unknown;
@@ -71,17 +100,17 @@ export async function runOnConnect(onConnect: OnConnect, request: SseRequest): P
   if (body !== undefined && typeof body !== 'string') {
     throw new TypeError('serve-sse: onConnect returned a body that is not a string');
   }
-  const answer: ConnectAnswer = { status, headers: {}, body };
-  const hopByHop = forbidsHopByHop(request);
+  // The plain stream, the common case: nothing to merge, the shared headers as they are.
+  if (status === 200 && headers === undefined) return { status, headers: streamHeaders(request), body };
   // The defaults apply to the event stream only: a refusal carries just the app's own headers.
-  if (status === 200) addHeaders(answer.headers, defaultOnConnect(request).headers, hopByHop);
+  const merged: Record<string, string> = status === 200 ? { ...streamHeaders(request) } : {};
   if (headers !== undefined) {
     if (headers === null || typeof headers !== 'object') {
       throw new TypeError('serve-sse: onConnect returned headers that are not an object of strings');
     }
-    addHeaders(answer.headers, headers as Record<string, unknown>, hopByHop);
+    addHeaders(merged, headers as Record<string, unknown>, forbidsHopByHop(request));
   }
-  return answer;
+  return { status, headers: merged, body };
 }
 
 function addHeaders(target: Record<string, string>, source: Record<string, unknown>, dropHopByHop: boolean): void {

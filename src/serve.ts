@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
-import { defaultOnConnect, runOnConnect, type ConnectAnswer, type OnConnect } from './connect.js';
+import { acceptStream, checkConnectResult, type ConnectAnswer, type ConnectResult, type OnConnect } from './connect.js';
+import { isThenable } from './thenable.js';
 import { resolveCors, withCorsHeaders, type Cors, type CorsOption } from './cors.js';
 import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
@@ -167,7 +168,8 @@ export function createSseHandler(settings: Settings, open: Opener): SseHandler {
  */
 export function resolveSettings(options: ServeSseOptions<never>): Settings {
   const {
-    onConnect = defaultOnConnect,
+    // What defaultOnConnect answers, without building it for every request.
+    onConnect = acceptStream,
     keepAlive = DEFAULT_KEEP_ALIVE,
     retry,
     highWaterMark = DEFAULT_HIGH_WATER_MARK,
@@ -228,21 +230,46 @@ function optionError(name: string, expected: string, value: unknown): TypeError 
 /**
  * CORS, then `onConnect`, with its failures logged and turned into a 500 rather than thrown at the
  * server. A refused origin or a preflight is answered before `onConnect` runs.
+ *
+ * Synchronous when `onConnect` is (the default is): a connection then costs no promise and no
+ * turn of the event loop before its head is written, which is what a reconnection wave needs.
  */
-async function negotiate(settings: Settings, logger: Logger, request: SseRequest): Promise<ConnectAnswer> {
+function negotiate(settings: Settings, logger: Logger, request: SseRequest): ConnectAnswer | Promise<ConnectAnswer> {
   const cors = settings.cors?.check(request);
   if (cors?.kind === 'answer') return cors;
-  let answer: ConnectAnswer;
+  const finish = (result: ConnectResult): ConnectAnswer => {
+    let answer: ConnectAnswer;
+    try {
+      answer = checkConnectResult(result, request);
+    } catch (error) {
+      answer = failed(logger, error);
+    }
+    // On every answer, refusals included, so that a cross-origin client can read why.
+    if (cors !== undefined) answer.headers = withCorsHeaders(cors.headers, answer.headers);
+    return answer;
+  };
+  let result: ConnectResult | Promise<ConnectResult>;
   try {
-    answer = await runOnConnect(settings.onConnect, request);
+    result = settings.onConnect(request);
   } catch (error) {
-    logger.error(error, 'serve-sse: onConnect failed; answered 500');
-    answer = { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
+    return finish(failedResult(logger, error));
   }
-  // On every answer, refusals included, so that a cross-origin client can read why.
-  if (cors !== undefined) answer.headers = withCorsHeaders(cors.headers, answer.headers);
-  return answer;
+  if (!isThenable(result)) return finish(result);
+  return Promise.resolve(result).then(finish, (error: unknown) => finish(failedResult(logger, error)));
 }
+
+const INTERNAL_ERROR = { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
+
+function failed(logger: Logger, error: unknown): ConnectAnswer {
+  logger.error(error, 'serve-sse: onConnect failed; answered 500');
+  return { ...INTERNAL_ERROR };
+}
+
+function failedResult(logger: Logger, error: unknown): ConnectResult {
+  logger.error(error, 'serve-sse: onConnect failed; answered 500');
+  return INTERNAL_ERROR;
+}
+
 
 function openConnection(settings: Settings, request: SseRequest): SseConnection {
   return new SseConnection(request, lastEventIdOf(request, settings.maxLastEventIdLength), settings);
@@ -263,7 +290,8 @@ async function serveNode(
   res: NodeResponse,
   next: NextFunction | undefined,
 ): Promise<void> {
-  const answer = await negotiate(settings, logger, req);
+  const negotiated = negotiate(settings, logger, req);
+  const answer = isThenable(negotiated) ? await negotiated : negotiated;
   // The client may have left while onConnect was deciding: then there is nobody to answer.
   if (res.destroyed === true || res.writableEnded) return;
   if (res.headersSent) {
@@ -291,7 +319,8 @@ async function serveNode(
 }
 
 async function serveFetch(settings: Settings, open: Opener, request: Request): Promise<Response> {
-  const answer = await negotiate(settings, settings.logger, request);
+  const negotiated = negotiate(settings, settings.logger, request);
+  const answer = isThenable(negotiated) ? await negotiated : negotiated;
   // The client left while onConnect was deciding: answer nobody, and start no writer.
   if (request.signal.aborted) return new Response(null, { status: 499 });
   if (answer.status !== 200 || request.method === 'HEAD') {

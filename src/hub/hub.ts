@@ -1,6 +1,7 @@
 import type { Backplane, LogEntry, LogListener } from '../backplanes/backplane.js';
 import { memoryBackplane } from '../backplanes/memory.js';
-import { defaultOnConnect, type ConnectResult } from '../connect.js';
+import { acceptStream, type ConnectResult } from '../connect.js';
+import { isThenable } from '../thenable.js';
 import type { EventMap, TypedEvent } from '../event-map.js';
 import { formatEvent, formatRetry, type SseEvent } from '../format.js';
 import { consoleLogger, type Logger } from '../logger.js';
@@ -481,19 +482,27 @@ export function createHub(options: HubOptions = {}): Hub {
   function handler<Req extends SseRequest = SseRequest>(typedOptions: HubHandlerOptions<Req> = {}): SseHandler<Req> {
     // The handler hands these functions the requests it was typed for.
     const handlerOptions = typedOptions as HubHandlerOptions;
-    const { topics: chooseTopics = queryTopics, onConnect = defaultOnConnect, ...rest } = handlerOptions;
+    const { topics: chooseTopics = queryTopics, onConnect = acceptStream, ...rest } = handlerOptions;
     // What onConnect decided, for the writer: keyed by request, gone with it.
     const chosen = new WeakMap<object, string[]>();
+    const withTopics = (request: SseRequest, answer: ConnectResult, topics: string[]): ConnectResult => {
+      const checked = checkTopics(topics, 'the topics option');
+      if (checked.length === 0) return { status: 204 };
+      chosen.set(request, checked);
+      return answer;
+    };
+    const afterAnswer = (request: SseRequest, answer: ConnectResult): ConnectResult | Promise<ConnectResult> => {
+      if ((Array.isArray(answer) ? answer[0] : answer.status) !== 200) return answer;
+      const topics = chooseTopics(request);
+      return isThenable(topics) ? topics.then((list) => withTopics(request, answer, list)) : withTopics(request, answer, topics);
+    };
     const settings = resolveSettings({
       ...streamDefaults,
       ...rest,
-      onConnect: async (request): Promise<ConnectResult> => {
-        const answer = await onConnect(request);
-        if ((Array.isArray(answer) ? answer[0] : answer.status) !== 200) return answer;
-        const topics = checkTopics(await chooseTopics(request), 'the topics option');
-        if (topics.length === 0) return { status: 204 };
-        chosen.set(request, topics);
-        return answer;
+      // Synchronous when both parts are (the defaults are): a connection then waits for nothing.
+      onConnect: (request) => {
+        const answer = onConnect(request);
+        return isThenable(answer) ? answer.then((result) => afterAnswer(request, result)) : afterAnswer(request, answer);
       },
     });
     // No writer: the connection just joins the fan-out, and the hub writes to it from then on.
@@ -649,3 +658,4 @@ function queryTopics(request: SseRequest): string[] {
 function hubOptionError(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
 }
+
