@@ -20,7 +20,20 @@ import { mercureConnections, renderMercureTable, runMercureSection, SECTION as M
 import { clientSize, CLIENT_SIZE_BUDGET } from './client-size.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const VARIANTS = ['hub', 'raw', 'better-sse'];
+const VARIANTS = ['hub', 'raw', 'raw-socket', 'better-sse'];
+// raw-socket (servers/raw-socket.mjs: pre-framed chunks straight to `res.socket`) is the floor of
+// the fan-out and paced rows. Idle and churn it would only repeat raw (the same node:http objects
+// per connection), and it keeps no history to replay.
+const FANOUT_ONLY = new Set(['raw-socket']);
+// The main table's ratio columns: each against raw (res.write) as before, better-sse against the
+// hub, and the hub against the bare socket write.
+const RATIOS = [
+  ['hub', 'raw'],
+  ['better-sse', 'raw'],
+  ['hub', 'better-sse'],
+  ['raw-socket', 'raw'],
+  ['hub', 'raw-socket'],
+];
 const PATH = '/events?topic=bench'; // the hub subscribes by query; the others ignore it
 const PAYLOAD = 64;
 
@@ -502,7 +515,8 @@ async function main() {
   const started = performance.now();
   const results = [];
   for (const scenario of list) {
-    for (const variant of flags.only.filter((v) => !scenario.variants || scenario.variants.includes(v))) {
+    const allowed = (v) => (scenario.variants ? scenario.variants.includes(v) : scenario.kind === 'fanout' || !FANOUT_ONLY.has(v));
+    for (const variant of flags.only.filter(allowed)) {
       const r = await runOne(scenario, variant);
       results.push({ scenario: scenario.name, kind: scenario.kind, variant, ...r });
     }
@@ -512,7 +526,7 @@ async function main() {
   const mercure = flags.mercure ? await runMercureSection(flags, cap) : [];
   const seconds = (performance.now() - started) / 1000;
 
-  const table = renderTable(results, flags.only);
+  const table = renderTable(results, flags.only, RATIOS.filter((pair) => pair.every((v) => flags.only.includes(v))));
   const hubServerTable = renderHubServerTable(hubServer);
   const problems = results
     .filter((r) => r.error || r.notes?.length)
