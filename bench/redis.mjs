@@ -47,8 +47,8 @@ export function redisPlan({ quick }) {
   };
 }
 
-/** Why Redis cannot be used, or undefined when it answers. */
-async function unreachable(url) {
+/** Why Redis cannot be used, or undefined when it answers (also for the reconnect storm, bench/reconnect.mjs). */
+export async function unreachable(url) {
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   // The connection's own error says more than the "Connection is closed" that connect() rejects with.
   let cause = '';
@@ -64,7 +64,7 @@ async function unreachable(url) {
   }
 }
 
-async function deleteKeys(keys) {
+export async function deleteKeys(keys) {
   if (keys.length === 0) return;
   const redis = new Redis(REDIS_URL, { connectTimeout: 2000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   redis.on('error', () => {});
