@@ -7,7 +7,8 @@
 // a BOM, and random streams; each fed whole, split at every byte offset, byte by byte, and in
 // random pieces; both close-delimited and in chunked framing with awkward chunk sizes. On
 // sampled connections the publish timestamps the parser reads must match the oracle's data too,
-// and with `onEvent` (the replay storm's id check) so must each event's id.
+// and with `onEvent` (the replay storm's id check) so must each event's id, as the number the
+// storm checks and, with `idText` (the reconnect storm's `Last-Event-ID`), as text.
 // Exits 1 on any mismatch.
 import { createParser } from 'eventsource-parser';
 import { SseResponseParser } from './lib/sse-parser.mjs';
@@ -40,6 +41,7 @@ function oracle(body) {
   parser.feed(text);
   const timestamps = [];
   const ids = events.map(({ id }) => idNumber(id));
+  const idTexts = events.map(({ id }) => id ?? null);
   for (const { data } of events) {
     // The client's rule: the first digits of the first data line that has any.
     const digits = data
@@ -48,7 +50,7 @@ function oracle(body) {
       .find(Boolean);
     if (digits && Number(digits[0]) > 0) timestamps.push(Number(digits[0]));
   }
-  return { count: events.length, timestamps, ids };
+  return { count: events.length, timestamps, ids, idTexts };
 }
 
 /** The client's rule for ids: digits and dashes only, the number after the last dash (up to 15 digits); else -1. */
@@ -64,8 +66,11 @@ function parse(pieces, sampled, withIds = false) {
   let count = 0;
   const timestamps = [];
   const ids = [];
+  const idTexts = [];
   const parser = new SseResponseParser({
-    onEvent: withIds ? (id) => ids.push(id) : undefined,
+    // The text as UTF-8, as the oracle decodes it (the parser keeps the bytes as latin1).
+    onEvent: withIds ? (id, text) => (ids.push(id), idTexts.push(text === undefined ? null : Buffer.from(text, 'latin1').toString())) : undefined,
+    idText: withIds,
     sampled,
     onHead: (ok) => {
       if (head !== null) throw new Error('onHead called twice');
@@ -74,7 +79,7 @@ function parse(pieces, sampled, withIds = false) {
     onSample: (timestampUs) => timestamps.push(timestampUs),
   });
   for (const piece of pieces) count += parser.onData(piece);
-  return { head, count, timestamps: sampled ? timestamps : [], ...(withIds ? { ids } : {}) };
+  return { head, count, timestamps: sampled ? timestamps : [], ...(withIds ? { ids, idTexts } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +143,7 @@ function checkBody(name, body, { expectCount, everyOffset = true, random }) {
       for (const [sampled, withIds] of [[false, false], [true, false], [false, true]]) {
         const got = parse(pieces, sampled, withIds);
         const label = `${name} / ${framing} / ${how}${sampled ? ' / sampled' : ''}${withIds ? ' / ids' : ''}`;
-        const expected = { head: true, count: want.count, timestamps: sampled ? want.timestamps : [], ...(withIds ? { ids: want.ids } : {}) };
+        const expected = { head: true, count: want.count, timestamps: sampled ? want.timestamps : [], ...(withIds ? { ids: want.ids, idTexts: want.idTexts } : {}) };
         if (!check(label, got, expected)) return;
       }
     }

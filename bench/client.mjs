@@ -346,6 +346,283 @@ function stall({ port, path, count, lastEventId, timeoutMs = 20_000 }) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// The reconnect storm: clients that were live, fell behind, and all come back at once, each with
+// the id of the last event it had itself received.
+//
+// Every event of the storm carries its sequence number as the leading digits of its data (the
+// runner publishes them so), read with the parser's sampling (`onSample`, the digits a fan-out
+// reads as a timestamp), so that order and gaps are checked the same way whatever a server's ids
+// look like (`<n>`, `<epoch>-<n>`, Redis stream ids). The id's text is what goes back as
+// `Last-Event-ID`.
+
+/** @type {Array<{ k: number, socket: import('node:net').Socket | null, lastId: string | undefined, lastSeq: number }>} */
+let rsConns = [];
+/** The storm's connections: per client, what it got since it came back. */
+let rsStormConns = [];
+/** @type {string[] | undefined} each client's bearer token, kept from `rsConnect` for the storm */
+let rsTokens;
+
+function rsRequest(path, port, { token, lastEventId }) {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
+    (token === undefined ? '' : `Authorization: Bearer ${token}\r\n`) +
+    (lastEventId === undefined ? '' : `Last-Event-ID: ${lastEventId}\r\n`) +
+    '\r\n'
+  );
+}
+
+/**
+ * The storm's clients, live: `count` connections, client k to `ports[k % ports.length]` with
+ * `tokens[k]` (if any) as its bearer token, `batch` at a time. Each keeps the id (text) and the
+ * sequence number of the last event it received.
+ */
+async function rsConnect({ ports, path, count, tokens, batch = 500, timeoutMs = 60_000 }) {
+  for (const conn of rsConns) conn.socket?.destroy();
+  rsConns = [];
+  rsTokens = tokens;
+  const started = performance.now();
+  const deadline = started + timeoutMs;
+  let connected = 0;
+  let failed = 0;
+  for (let first = 0; first < count; first += batch) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      failed += count - first;
+      break;
+    }
+    const size = Math.min(batch, count - first);
+    const results = await Promise.all(
+      Array.from({ length: size }, (_, i) => rsOpenLive(first + i, ports, path, tokens?.[first + i], Math.min(left, 15_000))),
+    );
+    for (const ok of results) ok ? connected++ : failed++;
+  }
+  return { connected, failed, ms: performance.now() - started };
+}
+
+function rsOpenLive(k, ports, path, token, timeoutMs) {
+  return new Promise((resolve) => {
+    const port = ports[k % ports.length];
+    const conn = { k, socket: null, lastId: undefined, lastSeq: 0 };
+    let seq = -1;
+    let settled = false;
+    const settle = (ok) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (ok) rsConns.push(conn);
+      else socket.destroy();
+      resolve(ok);
+    };
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    conn.socket = socket;
+    const parser = new SseResponseParser({
+      sampled: true,
+      idText: true,
+      onHead: settle,
+      onSample: (n) => (seq = n),
+      onEvent: (id, text) => {
+        conn.lastId = text;
+        conn.lastSeq = seq;
+        seq = -1;
+      },
+    });
+    const timer = setTimeout(() => parser.fail(), timeoutMs);
+    socket.on('data', (buf) => parser.onData(buf));
+    socket.on('connect', () => socket.write(rsRequest(path, port, { token })));
+    socket.on('error', () => parser.fail());
+    socket.on('close', () => {
+      parser.fail();
+      if (conn.socket === socket) conn.socket = null;
+    });
+  });
+}
+
+/** Waits until every live client has received event `seq` (or later); at most `timeoutMs`. */
+async function rsWaitFor({ seq, timeoutMs = 15_000 }) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const have = rsConns.filter((c) => c.lastSeq >= seq).length;
+    if (have === rsConns.length || performance.now() >= deadline) {
+      return { have, of: rsConns.length, open: rsConns.filter((c) => c.socket !== null).length };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * The clients stop reading (as behind a stalled network): what the server sends from now on
+ * stays unread in their sockets, and goes when they close them.
+ */
+function rsPause() {
+  for (const conn of rsConns) conn.socket?.pause();
+  return { paused: rsConns.length };
+}
+
+/**
+ * The storm: every client closes its connection, and all come back at once, client k with
+ * `Last-Event-ID` its own last id, to `ports[(k + shift) % ports.length]` (shift 1: the other
+ * instance, as a load balancer may send it), with the token it had. As in the replay storm, at most `window` wait for
+ * their head (the listen backlog is 511, and a SYN dropped past it is retried a second later).
+ * Each must then receive, in order, the `owed` events after its last one. Resolves once every
+ * client has them or has failed, or at `timeoutMs`; the connections stay open for `rsLive`.
+ */
+function rsStorm({ ports, path, shift = 0, owed, window = 400, timeoutMs = 60_000, headTimeoutMs = 15_000 }) {
+  const cpuAtStart = process.cpuUsage();
+  const startedUs = nowUs();
+  const started = performance.now();
+  const count = rsConns.length;
+  let noLastId = 0;
+  rsStormConns = rsConns.map((old) => {
+    if (old.lastId === undefined) noLastId++;
+    return { k: old.k, lastId: old.lastId, from: old.lastSeq, socket: null, head: false, got: 0, wrong: false, closed: false, settled: false, liveUs: 0 };
+  });
+  // Every client leaves at once (its unread bytes are dropped with its socket), then comes back.
+  for (const old of rsConns) old.socket?.destroy();
+  rsConns = [];
+  const conns = rsStormConns;
+  let launched = 0;
+  let waitingForHead = 0;
+  let settled = 0;
+  let heads = 0;
+  let received = 0;
+  let lastHeadMs = 0;
+  let lastCaughtUpMs = 0;
+  let finished = false;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(true), timeoutMs);
+
+    function settle(conn) {
+      if (conn.settled) return;
+      conn.settled = true;
+      if (++settled === count) finish(false);
+    }
+
+    function finish(timedOut) {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      const tally = { caughtUp: 0, wrongOrder: 0, short: 0, noHead: 0, closedEarly: 0 };
+      for (const c of conns) {
+        if (!c.head) tally.noHead++;
+        else if (c.wrong) tally.wrongOrder++;
+        else if (c.got >= owed) tally.caughtUp++;
+        else tally.short++;
+        if (c.head && c.closed && c.got < owed) tally.closedEarly++;
+      }
+      resolve({
+        count,
+        noLastId,
+        launched,
+        heads,
+        ...tally,
+        received,
+        timedOut,
+        startedUs,
+        connectMs: lastHeadMs - started,
+        caughtUpMs: lastCaughtUpMs - started,
+        ms: performance.now() - started,
+        cpuUs: (({ user, system }) => user + system)(process.cpuUsage(cpuAtStart)),
+      });
+    }
+
+    function launch() {
+      while (!finished && waitingForHead < window && launched < count) openOne(conns[launched++]);
+    }
+
+    function openOne(conn) {
+      waitingForHead++;
+      const port = ports[(conn.k + shift) % ports.length];
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      conn.socket = socket;
+      let seq = -1;
+      const headTimer = setTimeout(() => parser.fail(), headTimeoutMs);
+      const parser = new SseResponseParser({
+        sampled: true,
+        onHead: (ok) => {
+          clearTimeout(headTimer);
+          waitingForHead--;
+          if (ok) {
+            conn.head = true;
+            heads++;
+            lastHeadMs = performance.now();
+          } else {
+            socket.destroy();
+            settle(conn);
+          }
+          launch();
+        },
+        onSample: (n) => (seq = n),
+        onEvent: () => {
+          received++;
+          const n = ++conn.got;
+          if (seq !== conn.from + n) {
+            if (!conn.wrong) {
+              conn.wrong = true;
+              settle(conn);
+            }
+          } else if (n === owed) {
+            lastCaughtUpMs = performance.now();
+            settle(conn);
+          } else if (n === owed + 1) {
+            conn.liveUs = nowUs(); // the first event after the missed ones: live
+          }
+          seq = -1;
+        },
+      });
+      socket.on('data', (buf) => parser.onData(buf));
+      socket.on('connect', () => socket.write(rsRequest(path, port, { token: rsTokens?.[conn.k], lastEventId: conn.lastId })));
+      socket.on('error', () => parser.fail());
+      socket.on('close', () => {
+        conn.closed = true;
+        conn.socket = null;
+        parser.fail();
+        settle(conn);
+      });
+    }
+
+    if (count === 0) finish(false);
+    else launch();
+  });
+}
+
+/**
+ * After the storm: waits until every client that caught up has also received the next event
+ * (published once they all had, so it reached them live), for at most `timeoutMs`. Reports how
+ * many did, when the last did (µs, monotonic clock), and who got more than that one.
+ */
+async function rsLive({ owed, timeoutMs = 15_000 }) {
+  const deadline = performance.now() + timeoutMs;
+  const candidates = rsStormConns.filter((c) => c.head && !c.wrong && c.got >= owed);
+  for (;;) {
+    const live = candidates.filter((c) => c.got >= owed + 1 && !c.wrong);
+    if (live.length === candidates.length || performance.now() >= deadline) {
+      return {
+        live: live.length,
+        of: candidates.length,
+        wrongOrder: candidates.filter((c) => c.wrong).length,
+        extra: candidates.filter((c) => c.got > owed + 1).length,
+        lastLiveUs: live.reduce((max, c) => Math.max(max, c.liveUs), 0),
+        open: rsStormConns.filter((c) => c.socket !== null).length,
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function rsClose() {
+  let closed = 0;
+  for (const conn of [...rsConns, ...rsStormConns]) {
+    if (conn.socket) {
+      conn.socket.destroy();
+      closed++;
+    }
+  }
+  rsConns = [];
+  rsStormConns = [];
+  return { closed };
+}
+
 function closeAll() {
   const count = open.size + stormSockets.size;
   for (const socket of open) socket.destroy();
@@ -389,6 +666,12 @@ const commands = {
   storm: (msg) => storm(msg),
   stall: (msg) => stall(msg),
   closeAll: () => closeAll(),
+  rsConnect: (msg) => rsConnect(msg),
+  rsWaitFor: (msg) => rsWaitFor(msg),
+  rsPause: () => rsPause(),
+  rsStorm: (msg) => rsStorm(msg),
+  rsLive: (msg) => rsLive(msg),
+  rsClose: () => rsClose(),
 };
 
 answerRequests(commands);

@@ -13,7 +13,7 @@ import { Child } from './lib/child.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = join(here, '..', 'dist', 'esm', 'cli', 'main.js');
-const KEY = 'bench-publisher-key-0123456789abcdef';
+export const KEY = 'bench-publisher-key-0123456789abcdef';
 const TOPIC = 'bench';
 const PAYLOAD = 64;
 
@@ -58,12 +58,13 @@ process.on('exit', () => {
   for (const child of spawned) child.kill('SIGKILL');
 });
 
-function startHub(readyMs) {
+/** Also for the reconnect storm (bench/reconnect.mjs), with more flags or environment. */
+export function startHub(readyMs, { args = [], env = {} } = {}) {
   const child = spawn(
     process.execPath,
-    [BIN, 'hub', '--host', '127.0.0.1', '--port', '0', '--max-connections-per-ip', '0'],
+    [BIN, 'hub', '--host', '127.0.0.1', '--port', '0', '--max-connections-per-ip', '0', ...args],
     // Logs at info, as deployed: a line per connection opened and closed.
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SERVE_SSE_PUBLISHER_KEY: KEY, LOG_LEVEL: 'info' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SERVE_SSE_PUBLISHER_KEY: KEY, LOG_LEVEL: 'info', ...env } },
   );
   spawned.add(child);
   child.on('exit', () => spawned.delete(child));
@@ -93,7 +94,7 @@ function startHub(readyMs) {
   });
 }
 
-async function stopProcess(child) {
+export async function stopProcess(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
@@ -101,7 +102,7 @@ async function stopProcess(child) {
 }
 
 /** The hub process's CPU time in µs (Linux: /proc/<pid>/stat), or undefined elsewhere. */
-function processCpuUs(pid) {
+export function processCpuUs(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after "pid (comm) ".
@@ -111,7 +112,7 @@ function processCpuUs(pid) {
   }
 }
 
-function scrape(port) {
+export function scrape(port) {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
@@ -119,7 +120,7 @@ function scrape(port) {
         res.setEncoding('utf8').on('data', (chunk) => (text += chunk));
         res.on('end', () => {
           const value = (name) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').find((line) => line.startsWith(`${name} `)) ?? '')?.[2]);
-          resolve({ connections: value('serve_sse_connections'), published: value('serve_sse_published_total'), evicted: value('serve_sse_evicted_total'), dropped: value('serve_sse_dropped_total') });
+          resolve({ connections: value('serve_sse_connections'), published: value('serve_sse_published_total'), evicted: value('serve_sse_evicted_total'), dropped: value('serve_sse_dropped_total'), replayed: value('serve_sse_replayed_total'), history: value('serve_sse_history_events') });
         });
       })
       .on('error', reject);

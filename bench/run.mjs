@@ -18,6 +18,7 @@ import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HU
 import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
 import { mercureConnections, renderMercureTable, runMercureSection, SECTION as MERCURE } from './mercure.mjs';
 import { clientSize, CLIENT_SIZE_BUDGET } from './client-size.mjs';
+import { reconnectStorms, renderReconnectTable, runReconnectStorm } from './reconnect.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VARIANTS = ['hub', 'raw', 'raw-socket', 'better-sse'];
@@ -68,6 +69,7 @@ function scenarios({ quick, big }) {
       { kind: 'idle', name: 'idle 2k', clients: 2_000 },
       { kind: 'churn', name: 'churn 1k', cycles: 1_000 },
       ...replayStorms({ clients: 1_000, stalled: 10 }),
+      ...reconnectStorms({ quick }),
     ];
   }
   return [
@@ -83,6 +85,7 @@ function scenarios({ quick, big }) {
     ...(big ? [{ kind: 'idle', name: 'idle 50k', clients: 50_000 }] : []),
     { kind: 'churn', name: 'churn 5k', cycles: 5_000 },
     ...replayStorms({ clients: 10_000, stalled: 100, big: 1_000 }),
+    ...reconnectStorms({ quick }),
   ];
 }
 
@@ -514,7 +517,20 @@ async function main() {
 
   const started = performance.now();
   const results = [];
+  const reconnect = [];
   for (const scenario of list) {
+    if (scenario.kind === 'reconnect') {
+      // Its own table (bench/reconnect.mjs): hub and raw as --only picks them, and the hub server
+      // and Redis variants with their sections.
+      const variants = [...['hub', 'raw'].filter((v) => flags.only.includes(v)), ...(flags.hubServer ? [HUB_SERVER] : []), ...(flags.redis ? [REDIS] : [])];
+      for (const variant of variants) {
+        const t0 = performance.now();
+        const r = await runReconnectStorm(scenario, variant).catch((err) => ({ error: String(err?.message ?? err), notes: [] }));
+        reconnect.push({ scenario: scenario.name, kind: scenario.kind, variant, ...r });
+        process.stderr.write(`  ${scenario.name} / ${variant}: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      }
+      continue;
+    }
     const allowed = (v) => (scenario.variants ? scenario.variants.includes(v) : scenario.kind === 'fanout' || !FANOUT_ONLY.has(v));
     for (const variant of flags.only.filter(allowed)) {
       const r = await runOne(scenario, variant);
@@ -528,16 +544,19 @@ async function main() {
 
   const table = renderTable(results, flags.only, RATIOS.filter((pair) => pair.every((v) => flags.only.includes(v))));
   const hubServerTable = renderHubServerTable(hubServer);
-  const problems = results
+  const reconnectTable = reconnect.length ? renderReconnectTable(reconnect) : undefined;
+  const problems = [...results, ...reconnect]
     .filter((r) => r.error || r.notes?.length)
     .map((r) => `- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
+  for (const r of reconnect.filter((r) => r.skipped)) problems.push(`- ${r.scenario} / ${r.variant}: skipped: ${r.skipped}`);
   for (const r of hubServer.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_SERVER}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of mercure.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
-  if (flags.only.length) console.log(`\n${table}\n`);
+  if (results.length) console.log(`\n${table}\n`);
+  if (reconnectTable) console.log(`\n${reconnectTable}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
   const redisTable = redis && renderRedisTable(redis);
-  if (redis) console.log(`\n${redisTable}\n`);
+  if (redis && (redis.skipped !== undefined || redis.results.length)) console.log(`\n${redisTable}\n`);
   const mercureTable = mercure.length ? renderMercureTable(mercure) : undefined;
   if (mercureTable) console.log(`\n${mercureTable}\n`);
   const bounds = replayBounds(results);
@@ -567,6 +586,8 @@ async function main() {
     results,
     table,
     bounds,
+    reconnect,
+    reconnectTable,
     hubServer,
     hubServerTable,
     redis,

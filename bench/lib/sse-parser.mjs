@@ -15,7 +15,9 @@
 // gets exactly the events it is owed, in order): only the number after the id's last `-` is
 // kept (`<epoch>-<seq>` from the hub, `<seq>` from the raw server), as eventsource-parser gives
 // ids, per event (an event without an id line has none). Without `onEvent`, id lines cost nothing
-// beyond a failed first-byte test, so the fan-out figures are unchanged.
+// beyond a failed first-byte test, so the fan-out figures are unchanged. With `idText` as well, the
+// id's text is kept too (latin1, one string per id line), for a client that sends it back as its
+// `Last-Event-ID` (the reconnect storm); it can be turned off on the fly (`parser.idText = false`).
 //
 // Kept free of sockets and process messaging, so that bench/client-selftest.mjs can check it
 // against eventsource-parser.
@@ -48,9 +50,11 @@ export class SseResponseParser {
    * @param {(ok: boolean) => void} [options.onHead]  once: true for a 200 head, false otherwise
    * @param {(timestampUs: number) => void} [options.onSample]  per dispatched event with a timestamp
    * @param {(id: number) => void} [options.onEvent]  per dispatched event: the number its id ends
-   *   with (after the last `-`), or -1 if it has no id line or the id is not digits and dashes
+   *   with (after the last `-`), or -1 if it has no id line or the id is not digits and dashes;
+   *   with `idText`, also the id's text (undefined without an id line)
+   * @param {boolean} [options.idText]  keep each id's text for `onEvent` (only with `onEvent`)
    */
-  constructor({ sampled = false, onHead = () => {}, onSample = () => {}, onEvent } = {}) {
+  constructor({ sampled = false, onHead = () => {}, onSample = () => {}, onEvent, idText = false } = {}) {
     this.sampled = sampled;
     this.onHead = onHead;
     this.onSample = onSample;
@@ -77,6 +81,9 @@ export class SseResponseParser {
     this.idDigits = 0; // how many; -1: not a number (a byte other than a digit or a dash)
     this.idStarted = false; // past the one space a field value may start with
     this.idNul = false; // a NUL in the value: the line is ignored (as EventSource does)
+    this.idText = idText;
+    this.idString = ''; // with idText: the id line being read, as text
+    this.eventIdText = undefined; // with idText: the current event's id, as text
   }
 
   get done() {
@@ -281,6 +288,7 @@ export class SseResponseParser {
     this.idDigits = 0;
     this.idStarted = false;
     this.idNul = false;
+    this.idString = '';
   }
 
   /** Value bytes [s, e) of an id line. */
@@ -290,6 +298,7 @@ export class SseResponseParser {
       this.idStarted = true;
       if (buf[i] === SPACE) i++;
     }
+    if (this.idText && i < e) this.idString += buf.toString('latin1', i, e);
     for (; i < e; i++) {
       const c = buf[i];
       if (c >= 0x30 && c <= 0x39) {
@@ -313,6 +322,7 @@ export class SseResponseParser {
   idLine() {
     if (this.idNul) return;
     this.eventId = this.idDigits > 0 && this.idDigits <= MAX_ID_DIGITS ? this.idValue : -1;
+    if (this.idText) this.eventIdText = this.idString;
   }
 
   /**
@@ -357,9 +367,10 @@ export class SseResponseParser {
     if (this.eventHasData) {
       this.events++;
       if (this.sampled && this.eventTimestamp > 0) this.onSample(this.eventTimestamp);
-      if (this.ids) this.onEvent(this.eventId);
+      if (this.ids) this.onEvent(this.eventId, this.eventIdText);
     }
     this.eventId = -1;
+    this.eventIdText = undefined;
     this.eventHasData = false;
     this.timestamp = -1;
     this.eventTimestamp = 0;

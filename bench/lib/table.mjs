@@ -52,6 +52,17 @@ METRICS['replay-stall'] = [
   { name: 'non-readers evicted', better: '', get: (r) => r.evicted, format: int, ratio: false },
   { name: 'evicted by s', better: '↓', get: (r) => r.evictedAfterS, format: fixed(1), ratio: false },
 ];
+// The reconnect storm (bench/reconnect.mjs, its own table). Redis: instances B and C together.
+METRICS.reconnect = [
+  { name: 'caught up s', better: '↓', get: (r) => r.caughtUpSeconds, format: fixed(2) },
+  { name: 'connects/s', better: '↑', get: (r) => r.connectsPerSec, format: int },
+  { name: 'server CPU µs/replayed event', better: '↓', get: (r) => r.cpuUsPerReplayed, format: fixed(3) },
+  { name: 'peak RSS MiB', better: '↓', get: (r) => r.peakRssMiB, format: int },
+  { name: 'RSS growth MiB', better: '↓', get: (r) => r.rssGrowthMiB, format: int, ratio: false },
+  { name: 'caught up %', better: '↑', get: (r) => r.deliveredPct, format: fixed(1), ratio: false },
+  { name: 'live %', better: '↑', get: (r) => r.livePct, format: fixed(1), ratio: false },
+  { name: 'next event to all ms', better: '↓', get: (r) => r.liveMs, format: fixed(0) },
+];
 
 /** Ratio columns: every variant against raw, and every other variant against better-sse. */
 function ratioPairs(variants) {
@@ -89,13 +100,13 @@ export function renderTable(results, variants, pairs = ratioPairs(variants)) {
     for (const metric of METRICS[kind]) {
       const value = (v) => {
         const r = byVariant[v];
-        const x = r && !r.error ? metric.get(r) : undefined;
+        const x = r && !r.error && !r.skipped ? metric.get(r) : undefined;
         return Number.isFinite(x) ? x : undefined;
       };
       const cells = variants.map((v) => {
         const x = value(v);
         if (x !== undefined) return metric.format(x);
-        return byVariant[v]?.error ? 'error' : '—';
+        return byVariant[v]?.error ? 'error' : byVariant[v]?.skipped ? 'skipped' : '—';
       });
       const ratios = pairs.map(([a, b]) => (metric.ratio === false ? '' : ratio(value(a), value(b))));
       lines.push(row([scenario, `${metric.name}${metric.better ? ` ${metric.better}` : ''}`, ...cells, ...ratios]));

@@ -43,9 +43,9 @@ export function runServer({ server, publish, connections, stats = () => null, se
     connections: () => ({ count: connections() }),
     stats: () => stats(),
     memory: () => memory(),
-    run: async ({ events, size, intervalMs = 0 }) => {
+    run: async ({ events, size, intervalMs = 0, seqFrom }) => {
       cpuAtRunStart = process.cpuUsage();
-      return { ...(await publishAll(publish, events, size, intervalMs)), cpu: cpuSince(cpuAtRunStart) };
+      return { ...(await publishAll(publish, events, size, intervalMs, seqFrom)), cpu: cpuSince(cpuAtRunStart) };
     },
     // CPU from the start of the run until now: the runner asks once every event has arrived
     // (or the scenario timed out), so writes the server finished after its last publish count.
@@ -78,14 +78,17 @@ export function runServer({ server, publish, connections, stats = () => null, se
  * With `intervalMs`, events are paced at that period instead (on a fixed schedule, so timer
  * lateness does not accumulate): a rate every variant can sustain, where a library cannot
  * batch consecutive events and the cost per event shows.
+ * With `seqFrom`, each event's data is its sequence number instead of its publish time
+ * (`seqFrom`, `seqFrom + 1`, ..., padded to `size`): the reconnect storm's clients check by it
+ * that they get every event they are owed, in order.
  */
-async function publishAll(publish, events, size, intervalMs) {
+async function publishAll(publish, events, size, intervalMs, seqFrom) {
   const startMs = performance.now();
   let firstUs = 0;
   for (let n = 1; n <= events; n++) {
     const t = nowUs();
     if (n === 1) firstUs = t;
-    await publish(n, payload(t, size));
+    await publish(n, seqFrom === undefined ? payload(t, size) : String(seqFrom + n - 1).padEnd(size, '.'));
     const wait = intervalMs > 0 ? startMs + n * intervalMs - performance.now() : 0;
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     else await new Promise(setImmediate);

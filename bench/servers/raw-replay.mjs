@@ -6,15 +6,21 @@
 // rule, so a client that never reads holds its whole replay queued in the server (references to
 // the ring's Buffers, not copies) until it goes, and nothing is ever disconnected.
 //
-// Only the replay storm uses this server (the fan-out baseline stays bench/servers/raw.mjs,
-// untouched by a ring).
+// Events published while clients are connected also go to them live, the same Buffer to each
+// client of the topic, one `res.write` each, as in raw.mjs: a client that comes back is replayed
+// and joins the live clients in the same turn, so that it misses nothing in between (the
+// reconnect storm checks that it gets the event after its replay). In the replay storms every
+// event is published before anyone connects.
+//
+// Only the replay and reconnect storms use this server (the fan-out baseline stays
+// bench/servers/raw.mjs, untouched by a ring).
 import { createServer } from 'node:http';
 import { runServer } from './harness.mjs';
 
 const CAPACITY = 1_000;
 const ring = []; // { n, topic, buf }, oldest first
 const byId = new Map(); // id -> ring entry
-const clients = new Set();
+const clients = new Map(); // res -> its topic
 
 const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
@@ -26,7 +32,7 @@ const server = createServer((req, res) => {
   });
   res.flushHeaders();
   res.on('error', () => {});
-  clients.add(res);
+  clients.set(res, topic);
   res.on('close', () => clients.delete(res));
   const from = byId.get(req.headers['last-event-id']);
   if (from !== undefined) {
@@ -45,6 +51,7 @@ function add(topic, data) {
   ring.push(entry);
   byId.set(String(n), entry);
   if (ring.length > CAPACITY) byId.delete(String(ring.shift().n));
+  for (const [res, of] of clients) if (of === topic) res.write(entry.buf);
   return String(n);
 }
 
