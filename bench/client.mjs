@@ -451,16 +451,22 @@ async function rsWaitFor({ seq, timeoutMs = 15_000 }) {
 }
 
 /**
- * The clients stop reading (as behind a stalled network): what the server sends from now on
- * stays unread in their sockets, and goes when they close them.
+ * Every client closes its connection at once (a network blip, a proxy restart), keeping the id
+ * and number of the last event it received for when it comes back (`rsStorm`).
  */
-function rsPause() {
-  for (const conn of rsConns) conn.socket?.pause();
-  return { paused: rsConns.length };
+function rsLeave() {
+  let closed = 0;
+  for (const conn of rsConns) {
+    if (conn.socket === null) continue;
+    conn.socket.destroy();
+    conn.socket = null;
+    closed++;
+  }
+  return { closed };
 }
 
 /**
- * The storm: every client closes its connection, and all come back at once, client k with
+ * The storm: every client that left (`rsLeave`; any still connected close now) comes back at once, client k with
  * `Last-Event-ID` its own last id, to `ports[(k + shift) % ports.length]` (shift 1: the other
  * instance, as a load balancer may send it), with the token it had. As in the replay storm, at most `window` wait for
  * their head (the listen backlog is 511, and a SYN dropped past it is retried a second later).
@@ -477,7 +483,6 @@ function rsStorm({ ports, path, shift = 0, owed, window = 400, timeoutMs = 60_00
     if (old.lastId === undefined) noLastId++;
     return { k: old.k, lastId: old.lastId, from: old.lastSeq, socket: null, head: false, got: 0, wrong: false, closed: false, settled: false, liveUs: 0 };
   });
-  // Every client leaves at once (its unread bytes are dropped with its socket), then comes back.
   for (const old of rsConns) old.socket?.destroy();
   rsConns = [];
   const conns = rsStormConns;
@@ -668,7 +673,7 @@ const commands = {
   closeAll: () => closeAll(),
   rsConnect: (msg) => rsConnect(msg),
   rsWaitFor: (msg) => rsWaitFor(msg),
-  rsPause: () => rsPause(),
+  rsLeave: () => rsLeave(),
   rsStorm: (msg) => rsStorm(msg),
   rsLive: (msg) => rsLive(msg),
   rsClose: () => rsClose(),
