@@ -50,6 +50,13 @@ export function reconnectStorms({ quick }) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `promise`, or a rejection naming `what` after `ms`: every wait is bounded. */
+function bounded(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The servers. Each target gives the ports the clients use, how to publish (data: the sequence
 // number), and a probe: a baseline before the storm, the CPU when every client has caught up, and
@@ -155,8 +162,8 @@ async function hubServerTarget(clients) {
       if (failed) throw new Error(`${failed} of ${events} publish requests failed`);
       return { firstUs };
     },
-    connections: async () => (await scrape(port)).connections,
-    stats: () => scrape(port),
+    connections: async () => (await bounded(scrape(port), 5_000, 'GET /metrics')).connections,
+    stats: () => bounded(scrape(port), 5_000, 'GET /metrics'),
     probes: [procProbe(child.pid)],
     stop: async () => {
       agent.destroy();
