@@ -84,6 +84,8 @@ const SETTINGS: readonly Setting[] = [
     'Longest a client may take to send a request head, and a POST /publish its whole body after the head; slower ones get 408 and the connection is closed. Default 10000.'),
   setting('ui', 'SERVE_SSE_UI', undefined, boolean,
     'Serve a dashboard at GET /ui: live figures, and a console to subscribe and publish (native and Mercure). Keep it off the public route; with a subscriber key, its figures need a subscriber token for every topic. In the environment: 1/true or 0/false.'),
+  setting('workers', 'SERVE_SSE_WORKERS', 'N', (value, where) => integer(value, where, 1, 1024),
+    'Worker processes that share the port and one log (node:cluster; the primary spreads the connections): with --redis, Redis is the log; without, the primary holds it. A worker that dies is restarted. Default 1: one process, no primary.'),
   setting('log-level', 'LOG_LEVEL', 'LEVEL', logLevel, `One of ${LOG_LEVELS.join(', ')}. Default info.`),
 ];
 

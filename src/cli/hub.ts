@@ -1,14 +1,13 @@
 /**
  * `serve-sse hub`: settings from flags and environment, the server, and the process around it:
  * exit 2 for bad settings, 1 when it cannot start, 0 after a graceful shutdown on SIGTERM/SIGINT.
+ * With `--workers N` (N > 1), the same rules hold for the primary (./hub-workers.ts).
  */
 import { StartupError } from '../server/backplane.js';
 import type { HubServerConfig } from '../server/config.js';
 import { ConfigError, hubUsage, parseHubArgs } from './hub-flags.js';
 import { createHubServer } from '../server/server.js';
-
-/** Beyond the shutdown timeout, how long the process waits before exiting regardless. */
-const EXIT_GRACE = 2000;
+import { EXIT_GRACE, runPrimary, runWorker, workerSlot } from './hub-workers.js';
 
 export async function runHub(args: readonly string[]): Promise<void> {
   let config: HubServerConfig;
@@ -24,6 +23,11 @@ export async function runHub(args: readonly string[]): Promise<void> {
     process.stderr.write(`serve-sse hub: ${error.message}\nRun "serve-sse hub --help" for the options.\n`);
     process.exit(2);
   }
+
+  // `--workers N`: this process is the primary, or one of the workers it forked.
+  const slot = workerSlot();
+  if (slot !== undefined) return runWorker(config, slot);
+  if (config.workers > 1) return runPrimary(config);
 
   let running;
   try {

@@ -74,6 +74,12 @@ export interface HubServerConfig {
    * figures need a subscriber token for every topic).
    */
   ui: boolean;
+  /**
+   * Processes that serve (`serve-sse hub --workers N`): with more than 1, a primary forks them
+   * (node:cluster), they share the port, and they share one log: Redis's with `redis`, else the
+   * primary's. 1: this process serves, alone.
+   */
+  workers: number;
   logLevel: LogLevel;
 }
 
@@ -108,5 +114,6 @@ export const DEFAULTS: HubServerConfig = {
   shutdownTimeout: 10_000,
   bodyTimeout: 10_000,
   ui: false,
+  workers: 1,
   logLevel: 'info',
 };

@@ -16,7 +16,10 @@ import { DEFAULTS, type HubServerConfig } from './config.js';
 import { Exchanges, type TrackedExchange } from './http/exchanges.js';
 import { ConnectionCap, clientAddress } from './http/limits.js';
 import { listen } from './http/listen.js';
-import { METRICS_CONTENT_TYPE, renderMetrics, ServerCounters } from './http/metrics.js';
+import { METRICS_CONTENT_TYPE, metricFamilies, renderMetrics, ServerCounters } from './http/metrics.js';
+import { clusterBackplane } from '../backplanes/cluster.js';
+import { clusterPresence } from '../backplanes/cluster-presence.js';
+import { answerReports, gatherReports, renderWorkerMetrics } from './workers.js';
 import { createPublishHandler } from './native/publish.js';
 import { errorKind, RepeatedLog } from './http/repeated-log.js';
 import { respond } from './http/respond.js';
@@ -31,6 +34,13 @@ export interface HubServerOptions extends Partial<HubServerConfig> {
   errorLogInterval?: number;
   /** With `ui`: milliseconds between two events of the dashboard's stats stream. Default 1000. */
   uiInterval?: number;
+  /**
+   * This process is worker number `worker` (1 to N) of `serve-sse hub --workers N`, forked by the
+   * primary (src/cli/hub-workers.ts): its log lines carry `worker`, every response says it in a
+   * `serve-sse-worker` header, `/metrics` gathers every worker's figures through the primary, and
+   * without `redis` its hub runs on the primary's log (`clusterBackplane()`, `clusterPresence()`).
+   */
+  worker?: number;
 }
 
 export interface HubServer {
@@ -62,9 +72,10 @@ const LAST_PART_MS = 500;
 
 /** Starts a hub server and resolves once it listens. @throws StartupError for `--redis` problems. */
 export async function createHubServer(options: HubServerOptions = {}): Promise<HubServer> {
-  const { logger, errorLogInterval = 10_000, uiInterval = 1000, ...overrides } = options;
+  const { logger, errorLogInterval = 10_000, uiInterval = 1000, worker, ...overrides } = options;
   const config: HubServerConfig = { ...DEFAULTS, ...withoutUndefined(overrides) };
-  const log = logger ?? pino({ name: 'serve-sse-hub', level: config.logLevel });
+  const baseLog = logger ?? pino({ name: 'serve-sse-hub', level: config.logLevel });
+  const log = worker === undefined ? baseLog : baseLog.child({ worker });
   const errors = new RepeatedLog((fields, message) => log.error(fields, message), errorLogInterval);
 
   const hubOptions: HubOptions = { history: config.history, logger: log };
@@ -72,6 +83,10 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   if (config.redis !== undefined) {
     const redis = { url: config.redis, key: config.redisKey, heartbeatMs: config.presenceHeartbeat };
     ({ backplane: hubOptions.backplane, presence } = await loadRedis(redis, log));
+  } else if (worker !== undefined) {
+    // The primary holds the log and the subscription list of every worker.
+    hubOptions.backplane = clusterBackplane();
+    presence = clusterPresence();
   }
   const hub = createHub(hubOptions);
 
@@ -81,11 +96,14 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   const cors: CorsOption | undefined =
     config.cors === undefined ? undefined : config.cors === '*' ? { origin: true } : { origin: config.cors, credentials: true };
 
+  const workerHeader = worker === undefined ? undefined : String(worker);
   let closing = false;
   const isClosing = (): boolean => closing;
   const counters = new ServerCounters();
   const exchanges = new Exchanges();
   const cap = new ConnectionCap(config.maxConnectionsPerIp);
+  // A worker answers the primary's call for figures, for a /metrics served by any worker.
+  const stopReports = worker === undefined ? undefined : answerReports(worker, () => metricFamilies(hub.stats(), counters));
   const events = createEventsEndpoint({
     hub,
     verifier: subscriber,
@@ -176,6 +194,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     });
     // While draining, no connection is kept for another request: the server can close sooner.
     if (closing) res.setHeader('connection', 'close');
+    if (workerHeader !== undefined) res.setHeader('serve-sse-worker', workerHeader);
     const method = req.method ?? 'GET';
     if (path === MERCURE_PATH || path.startsWith(`${MERCURE_PATH}/`)) return routeMercure(req, res, path, exchange);
     // Without --ui, /ui is like any unknown path: 404.
@@ -210,11 +229,21 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
         return respond(res, 200, 'ready');
       case '/metrics':
         if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+        if (worker !== undefined) return void workerMetrics().then((text) => {
+          res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
+          res.end(text);
+        }, (error: unknown) => failed(res, error));
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
         return void res.end(renderMetrics(hub.stats(), counters));
       default:
         return respond(res, 404, `no such endpoint: ${path.slice(0, 200)} (try GET /events, POST /publish, ${MERCURE_PATH}, GET /healthz, GET /readyz, GET /metrics)`);
     }
+  }
+
+  /** Every worker's figures, each labelled with its number, gathered through the primary. */
+  async function workerMetrics(): Promise<string> {
+    const own = metricFamilies(hub.stats(), counters);
+    return renderWorkerMetrics(worker!, own, await gatherReports());
   }
 
   /** A stream behind the per-address cap, counted over the whole request, before any token is checked. */
@@ -266,6 +295,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
     await hub.close({ timeout: 0 });
     await presence.close();
     errors.stop();
+    stopReports?.();
     throw error;
   }
   // From now on a server error (EMFILE on accept, say) is logged, never thrown: without a listener
@@ -274,7 +304,11 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
   const { address, port } = server.address() as AddressInfo;
   const host = config.host === undefined ? 'localhost' : address.includes(':') ? `[${address}]` : address;
   const url = `http://${host}:${port}`;
-  log.info({ url, port, redis: config.redis !== undefined, publishing: publisher !== undefined, subscribing: subscriber === undefined ? 'open' : 'token' }, 'serve-sse hub listening');
+  // A worker's own line: the primary says "serve-sse hub listening" once every worker listens.
+  log.info(
+    { url, port, redis: config.redis !== undefined, publishing: publisher !== undefined, subscribing: subscriber === undefined ? 'open' : 'token' },
+    worker === undefined ? 'serve-sse hub listening' : 'worker listening',
+  );
 
   let shutdown: Promise<void> | undefined;
   function close(): Promise<void> {
@@ -305,6 +339,7 @@ export async function createHubServer(options: HubServerOptions = {}): Promise<H
       await serverClosed;
       errors.flush();
       errors.stop();
+      stopReports?.();
       log.info({ durationMs: Date.now() - started }, 'stopped');
     })();
     return shutdown;

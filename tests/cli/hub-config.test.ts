@@ -32,6 +32,7 @@ const SETTINGS: Array<[flag: string, env: string, given: string, parsed: unknown
   ['--publish-origins', 'SERVE_SSE_PUBLISH_ORIGINS', 'https://a.example,https://b.example', ['https://a.example', 'https://b.example'], 'publishOrigins'],
   ['--public-url', 'SERVE_SSE_PUBLIC_URL', 'https://hub.example', 'https://hub.example', 'publicUrl'],
   ['--max-lifetime', 'SERVE_SSE_MAX_LIFETIME', '3600000', 3600000, 'maxLifetime'],
+  ['--workers', 'SERVE_SSE_WORKERS', '4', 4, 'workers'],
 ];
 
 const parse = (args: string[], env: Record<string, string> = {}) => parseHubArgs(args, env).config as unknown as Record<string, unknown>;

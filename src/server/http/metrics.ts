@@ -42,7 +42,8 @@ export class ServerCounters {
   }
 }
 
-interface Family {
+/** One metric and its samples (labels as written, `{a="b"}` or empty). */
+export interface Family {
   name: string;
   type: 'counter' | 'gauge';
   help: string;
@@ -50,6 +51,11 @@ interface Family {
 }
 
 export function renderMetrics(stats: Stats, counters: ServerCounters): string {
+  return renderFamilies(metricFamilies(stats, counters));
+}
+
+/** The figures of `/metrics`, before they are written out. */
+export function metricFamilies(stats: Stats, counters: ServerCounters): Family[] {
   const single = (name: string, type: Family['type'], help: string, value: number): Family => ({ name, type, help, samples: [['', value]] });
   const families: Family[] = [
     single('serve_sse_connections', 'gauge', 'Open event streams subscribed to the hub.', stats.connections),
@@ -80,6 +86,11 @@ export function renderMetrics(stats: Stats, counters: ServerCounters): string {
       samples: [...counters.malformedRequests].map(([code, value]) => [`{code="${code}"}`, value]),
     },
   ];
+  return families;
+}
+
+/** The text format: each family's HELP and TYPE, then its samples. */
+export function renderFamilies(families: readonly Family[]): string {
   let text = '';
   for (const family of families) {
     text += `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`;
@@ -93,4 +104,22 @@ function formatValue(value: number): string {
   if (value === Infinity) return '+Inf';
   if (value === -Infinity) return '-Inf';
   return String(value);
+}
+
+/**
+ * Several processes' figures as one exposition: each family once, with every process's samples,
+ * each labelled `name="value"` (`worker="2"`), so that a scraper can sum them (or tell them apart).
+ */
+export function mergeFamilies(reports: ReadonlyArray<{ label: [name: string, value: string]; families: readonly Family[] }>): Family[] {
+  const merged = new Map<string, Family>();
+  for (const { label, families } of reports) {
+    const [name, value] = label;
+    const pair = `${name}="${value.replace(/[\\"\n]/g, (char) => (char === '\n' ? '\\n' : `\\${char}`))}"`;
+    for (const family of families) {
+      let target = merged.get(family.name);
+      if (target === undefined) merged.set(family.name, (target = { ...family, samples: [] }));
+      for (const [labels, sample] of family.samples) target.samples.push([labels === '' ? `{${pair}}` : `{${pair},${labels.slice(1)}`, sample]);
+    }
+  }
+  return [...merged.values()];
 }
