@@ -23,7 +23,7 @@ import { servePresence, type PresenceStore } from './cluster-presence.js';
 export const EPOCH_VARIABLE = 'SERVE_SSE_CLUSTER_EPOCH';
 
 /** What every message of ours carries, so that an app's own messages on the channel are left alone. */
-export const TAG = 'serveSse';
+const TAG = 'serveSse';
 
 /** An entry on the channel: `[seq, time, topics, body, alias | null, private ? 1 : 0]`. */
 type WireEntry = [seq: number, time: number, topics: readonly string[], body: string, alias: string | null, isPrivate: 0 | 1];
@@ -434,4 +434,4 @@ class WorkerLog implements Backplane {
   }
 }
 
-export { clusterPresence } from './cluster-presence.js';
+export { clusterPresence, type ClusterPresenceOptions } from './cluster-presence.js';
