@@ -88,7 +88,7 @@ const open = new Set(); // sockets of the current fan-out / idle run
  * Opens one SSE connection; resolves true once the 200 head has arrived, false on any failure
  * (refused, reset, non-200, or no head within `timeoutMs`).
  */
-function connectOne({ port, path, sampled, timeoutMs, keep }) {
+function connectOne({ port, path, sampled, timeoutMs, keep, localAddress }) {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (ok) => {
@@ -97,7 +97,8 @@ function connectOne({ port, path, sampled, timeoutMs, keep }) {
       clearTimeout(timer);
       resolve(ok);
     };
-    const socket = net.connect({ port, host: '127.0.0.1' });
+    // `localAddress` (127.0.0.x): past one address's ~28,000 ephemeral ports.
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
     attachParser(socket, { sampled, onHead: settle });
     const timer = setTimeout(() => {
       settle(false);
@@ -119,7 +120,7 @@ function connectOne({ port, path, sampled, timeoutMs, keep }) {
 }
 
 /** `count` connections, `batch` at a time: a SYN flood would only measure the listen backlog. */
-async function connectMany({ port, path, count, batch = 500, sampleEvery = 10, timeoutMs = 60_000 }) {
+async function connectMany({ port, path, count, batch = 500, sampleEvery = 10, timeoutMs = 60_000, localAddress }) {
   const started = performance.now();
   const deadline = started + timeoutMs;
   let connected = 0;
@@ -136,6 +137,7 @@ async function connectMany({ port, path, count, batch = 500, sampleEvery = 10, t
           sampled: (first + k) % sampleEvery === 0,
           timeoutMs: Math.min(left, 15_000),
           keep: true,
+          localAddress,
         }),
       ),
     );

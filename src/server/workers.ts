@@ -76,24 +76,30 @@ export function answerReports(worker: number, families: () => Family[]): () => v
 }
 
 let nextGather = 0;
+/** Scrapes waiting for the primary's answer, by request number: one listener for all of them. */
+const gathering = new Map<number, (value: Gathered | undefined) => void>();
+type Gathered = { reports: WorkerReport[]; primary: Family[] };
 
-/** Every worker's figures, through the primary; this worker's own alone when the primary does not answer. */
-export function gatherReports(): Promise<{ reports: WorkerReport[]; primary: Family[] } | undefined> {
+function onGathered(message: unknown): void {
+  const reply = hubMessage(message);
+  if (reply?.op === 'gathered') gathering.get(reply.request)?.({ reports: reply.reports, primary: reply.primary });
+}
+
+/** Every worker's figures, through the primary; undefined when the primary does not answer in time. */
+export function gatherReports(): Promise<Gathered | undefined> {
   if (!process.connected) return Promise.resolve(undefined);
   const request = ++nextGather;
+  if (gathering.size === 0) process.on('message', onGathered);
   return new Promise((resolve) => {
-    const done = (value: { reports: WorkerReport[]; primary: Family[] } | undefined): void => {
+    const done = (value: Gathered | undefined): void => {
       clearTimeout(timer);
-      process.off('message', onMessage);
+      gathering.delete(request);
+      if (gathering.size === 0) process.off('message', onGathered);
       resolve(value);
-    };
-    const onMessage = (message: unknown): void => {
-      const reply = hubMessage(message);
-      if (reply?.op === 'gathered' && reply.request === request) done({ reports: reply.reports, primary: reply.primary });
     };
     // The primary waits GATHER_MS for the workers: a little more here.
     const timer = setTimeout(() => done(undefined), GATHER_MS + 500);
-    process.on('message', onMessage);
+    gathering.set(request, done);
     toPrimary({ [TAG]: 'hub', op: 'gather', request });
   });
 }
@@ -102,7 +108,7 @@ export function gatherReports(): Promise<{ reports: WorkerReport[]; primary: Fam
  * The `/metrics` text of a worker: every worker's samples with a `worker` label, then the
  * primary's; when the primary did not answer, this worker's alone.
  */
-export function renderWorkerMetrics(worker: number, own: Family[], gathered: { reports: WorkerReport[]; primary: Family[] } | undefined): string {
+export function renderWorkerMetrics(worker: number, own: Family[], gathered: Gathered | undefined): string {
   const reports = gathered?.reports ?? [{ worker, families: own }];
   // This worker's figures are its freshest: the ones it just read.
   const others = reports.filter((report) => report.worker !== worker);
