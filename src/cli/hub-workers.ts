@@ -187,7 +187,7 @@ function closeLostConnection(worker: Worker): void {
   }
 }
 
-/** A worker: the hub server on the shared port, drained on the primary's word, on a signal, or when the primary is gone. */
+/** A worker: the hub server on the shared port, drained on the primary's word or on a signal. */
 export async function runWorker(config: HubServerConfig, slot: number): Promise<void> {
   let running;
   try {
@@ -227,6 +227,5 @@ export async function runWorker(config: HubServerConfig, slot: number): Promise<
   process.on('message', (message) => {
     if (hubMessage(message)?.op === 'shutdown') stop();
   });
-  // The primary is gone (killed): no log, no new connections. Drain and go.
-  process.on('disconnect', stop);
+  // A primary that dies takes its workers along: node:cluster exits a worker whose channel closes.
 }
