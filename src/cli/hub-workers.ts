@@ -13,6 +13,7 @@
  * shutdown timeout and its grace have passed (cutting what is left). A second signal exits at once.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { clusterLog } from '../backplanes/cluster.js';
 import { StartupError } from '../server/backplane.js';
@@ -48,7 +49,11 @@ interface Slot {
   abandoned: boolean;
 }
 
-export function runPrimary(config: HubServerConfig): void {
+/** `args`: the hub's own (after `hub`), which every worker is started with. */
+export function runPrimary(config: HubServerConfig, args: readonly string[]): void {
+  // Workers run serve-sse's own bin with the same flags, whatever started the primary (the
+  // serve-sse-hub wrapper, which adds `hub` to its arguments, say). The environment is inherited.
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./main.js', import.meta.url)), args: ['hub', ...args] });
   const log = pino({ name: 'serve-sse-hub', level: config.logLevel }).child({ worker: 0 });
   // Without Redis the primary is the log, and holds every worker's Mercure subscriptions.
   const shared = config.redis === undefined ? clusterLog({ history: config.history, logger: log }) : undefined;

@@ -27,7 +27,7 @@ export async function runHub(args: readonly string[]): Promise<void> {
   // `--workers N`: this process is the primary, or one of the workers it forked.
   const slot = workerSlot();
   if (slot !== undefined) return runWorker(config, slot);
-  if (config.workers > 1) return runPrimary(config);
+  if (config.workers > 1) return runPrimary(config, args);
 
   let running;
   try {
