@@ -106,15 +106,8 @@ export function toCountedEntry({ id, fields }: StreamEntry): CountedEntry | stri
   }
   if (typeof topicsJson !== 'string') return `it has no "${TOPICS_FIELD}" field`;
   if (typeof body !== 'string') return `it has no "${BODY_FIELD}" field`;
-  let topics: unknown;
-  try {
-    topics = JSON.parse(topicsJson);
-  } catch {
-    return `its "${TOPICS_FIELD}" field is not JSON`;
-  }
-  if (!Array.isArray(topics) || topics.length === 0 || !topics.every((topic) => typeof topic === 'string' && topic !== '')) {
-    return `its "${TOPICS_FIELD}" field is not a list of topics`;
-  }
+  const topics = topicsOf(topicsJson);
+  if (typeof topics === 'string') return topics;
   if (!EVENT_BODY.test(body)) return `its "${BODY_FIELD}" field is not one formatted event`;
   let count: bigint | undefined;
   if (countText !== undefined) {
@@ -122,8 +115,32 @@ export function toCountedEntry({ id, fields }: StreamEntry): CountedEntry | stri
     count = BigInt(countText);
   }
   if (alias !== undefined && !(typeof alias === 'string' && ALIAS.test(alias))) return `its "${ALIAS_FIELD}" field is not an event id`;
-  const entry: LogEntry = { id, topics: topics as string[], body, time: idTime(id) };
+  const entry: LogEntry = { id, topics, body, time: idTime(id) };
   return { entry: alias === undefined && !isPrivate ? entry : { ...entry, alias: alias as string | undefined, private: isPrivate }, count };
+}
+
+/**
+ * The last topics field parsed, and its list: entries in a row mostly go to the same topics, and
+ * then share one list (which nothing changes) instead of parsing it again.
+ */
+let lastTopicsJson = '';
+let lastTopics: readonly string[] = [];
+
+/** The topics of a topics field, or why it holds none. */
+function topicsOf(json: string): readonly string[] | string {
+  if (json === lastTopicsJson) return lastTopics;
+  let topics: unknown;
+  try {
+    topics = JSON.parse(json);
+  } catch {
+    return `its "${TOPICS_FIELD}" field is not JSON`;
+  }
+  if (!Array.isArray(topics) || topics.length === 0 || !topics.every((topic) => typeof topic === 'string' && topic !== '')) {
+    return `its "${TOPICS_FIELD}" field is not a list of topics`;
+  }
+  lastTopicsJson = json;
+  lastTopics = Object.freeze(topics as string[]);
+  return lastTopics;
 }
 
 /** When an entry entered the stream: Redis puts its clock's milliseconds in the id. */

@@ -13,7 +13,6 @@
  * tells its hub before the entry that follows them.
  */
 
-import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { consoleLogger, type Logger } from '../logger.js';
 import { redisOptionError, redisTarget } from './redis-connection.js';
@@ -62,11 +61,23 @@ export interface RedisBackplaneOptions {
 }
 
 /** Entries per XREAD: how much one round trip delivers when catching up. */
-const BATCH = 500;
+const BATCH = 1000;
 /** How long one XREAD waits for new entries before asking again. */
 const BLOCK_MS = 5000;
+/** An XREAD answered sooner than this (ms) means a busy stream: the next one waits as long. */
+const READ_GATHER_MS = 1;
 /** Reconnection backoff, capped so that an instance catches up soon after Redis is back. */
 const RETRY_CAP_MS = 1000;
+/**
+ * At most this many appends per script call, and about this many characters of events: a call
+ * holds Redis (every other client waits) while it runs, and a longer queue goes as several calls.
+ */
+const APPENDS_PER_CALL = 1000;
+const CHARS_PER_CALL = 1 << 20;
+/** The longest (ms) that appends wait for others to join them in a call (see `#schedule`). */
+const GATHER_MS = 1;
+/** Appends sent at once after a gathering that found nothing to add (a publisher awaiting each). */
+const UNGATHERED_AFTER_NOTHING = 8;
 
 /**
  * How far ahead of this machine's clock an id may be and still be this log's: ids carry the Redis
@@ -78,25 +89,48 @@ const CLOCK_LEAD_MS = 60_000;
 type Step = 'load' | 'check' | 'read';
 
 /**
- * Appends one entry and counts it, as one atomic step: INCR the counter (KEYS[2]), then XADD to the
- * stream (KEYS[1]) the topics, the body and the counter's new value, and the event's own id and
- * privacy when it has them. ARGV: the length to trim to, the topics, the body, the event's own id
- * (or empty), `1` for a private event (or empty). Replies with the entry's id.
+ * Appends entries and counts each, as one atomic step: for each entry, INCR the counter (KEYS[2]),
+ * then XADD to the stream (KEYS[1]) the topics, the body and the counter's new value, and the
+ * event's own id and privacy when it has them. ARGV: the length to trim to, then four per entry:
+ * the topics, the body, the event's own id (or empty), `1` for a private event (or empty). Replies
+ * with one item per entry, in order: its id, or the error that refused it. An entry that Redis
+ * refuses takes no number and stores nothing, and the entries after it are appended all the same,
+ * as they would be by calls of their own.
  */
-const APPEND_SCRIPT = `local count = redis.call('INCR', KEYS[2])
-local fields = {'${TOPICS_FIELD}', ARGV[2], '${BODY_FIELD}', ARGV[3], '${COUNT_FIELD}', count}
-if ARGV[4] ~= '' then table.insert(fields, '${ALIAS_FIELD}'); table.insert(fields, ARGV[4]) end
-if ARGV[5] == '1' then table.insert(fields, '${PRIVATE_FIELD}'); table.insert(fields, '1') end
-local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-if type(id) == 'table' and id.err then
-  -- Nothing was appended (the key holds something else, say): the number is given back, or
-  -- every reader would take the next entry for one that follows a gap.
-  redis.call('DECR', KEYS[2])
+const APPEND_SCRIPT = `local replies = {}
+for i = 2, #ARGV, 4 do
+  local reply = redis.pcall('INCR', KEYS[2])
+  if type(reply) == 'number' then
+    local fields = {'${TOPICS_FIELD}', ARGV[i], '${BODY_FIELD}', ARGV[i + 1], '${COUNT_FIELD}', reply}
+    if ARGV[i + 2] ~= '' then fields[#fields + 1] = '${ALIAS_FIELD}'; fields[#fields + 1] = ARGV[i + 2] end
+    if ARGV[i + 3] == '1' then fields[#fields + 1] = '${PRIVATE_FIELD}'; fields[#fields + 1] = '1' end
+    reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    if type(reply) == 'table' and reply.err then
+      -- Nothing was appended (the key holds something else, say): the number is given back, or
+      -- every reader would take the next entry for one that follows a gap.
+      redis.call('DECR', KEYS[2])
+    end
+  end
+  replies[#replies + 1] = reply
 end
-return id
+return replies
 `;
-/** What EVALSHA knows the script by, once Redis has seen it. */
-const APPEND_SHA = createHash('sha1').update(APPEND_SCRIPT).digest('hex');
+/** The script as a command of the writer's (ioredis sends it whole where Redis does not know it). */
+const APPEND_COMMAND = 'serveSseAppend';
+
+/** A writer connection with the append script defined on it. */
+type Writer = Redis & { [APPEND_COMMAND](args: readonly string[]): Promise<unknown> };
+
+/** An append waiting for its script call's reply. */
+interface Pending {
+  /** The script's four arguments for it. */
+  readonly topics: string;
+  readonly body: string;
+  readonly alias: string;
+  readonly private: string;
+  readonly resolve: (id: string) => void;
+  readonly reject: (error: Error) => void;
+}
 
 /** A backplane on the Redis stream at `key`. @throws TypeError for an invalid option */
 export function redisBackplane(options: RedisBackplaneOptions): Backplane {
@@ -114,7 +148,7 @@ class RedisLog implements Backplane {
   /** Where Redis is, for messages: the url without its password. */
   readonly #where: string;
   readonly #connect: (overrides: RedisOptions) => Redis;
-  #writer: Redis | undefined;
+  #writer: Writer | undefined;
   #reader: Redis | undefined;
   #listener: LogListener | undefined;
   #history = 0;
@@ -144,6 +178,33 @@ class RedisLog implements Backplane {
    */
   #starting: Promise<void> | undefined;
   #started: (() => void) | undefined;
+  /**
+   * Appends not sent yet. Those made while a script call is in flight (or in the same turn) go
+   * together, as one call, once it is answered: one round trip and one script run for many events,
+   * in the order they were made.
+   */
+  #queue: Pending[] = [];
+  /** When the oldest queued append was made: waiting in the queue counts in its `connectTimeout`. */
+  #queuedSince = 0;
+  /** Script calls sent and neither answered nor given up on. */
+  #inFlight = 0;
+  /** A flush of the queue is scheduled (at the end of the turn, or after the first connection attempt). */
+  #flushDue = false;
+  /** Waiting for more appends before the next call, while they keep coming (see {@link #schedule}). */
+  #gathering = false;
+  /** When the gathering began, the queue's length then and at the last look, and the looks left that may find nothing new. */
+  #gatherStart = 0;
+  #gatherFrom = 0;
+  #gathered = 0;
+  #graceTurns = 0;
+  /** Appends the last call carried: a gathering ends as soon as as many are queued. */
+  #lastCall = 1;
+  /** When the last call went out. */
+  #lastSentAt = -Infinity;
+  /** Appends that go at once, without gathering, after a gathering that found nothing to add. */
+  #ungathered = 0;
+  /** Set by close() while it waits for the queue and the calls in flight to be done with. */
+  #drained: (() => void) | undefined;
 
   constructor(options: RedisBackplaneOptions) {
     if (options === null || typeof options !== 'object') throw optionError('options', 'an object such as { url }', options);
@@ -184,7 +245,10 @@ class RedisLog implements Backplane {
       replyMapping: 'legacy',
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, RETRY_CAP_MS) + Math.random() * 100,
     };
-    const writer = (this.#writer = this.#connect({ ...common, commandTimeout: this.#timeout, connectionName: 'serve-sse-append' }));
+    const writer = this.#connect({ ...common, commandTimeout: this.#timeout, connectionName: 'serve-sse-append' }) as Writer;
+    // EVALSHA, and the whole script where Redis does not have it (a new connection, a restart).
+    writer.defineCommand(APPEND_COMMAND, { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    this.#writer = writer;
     const reader = (this.#reader = this.#connect({ ...common, connectionName: 'serve-sse-read' }));
     // Errors are expected while Redis is away: the reader reports outages, the writer's failures
     // reach publishers through append().
@@ -218,31 +282,155 @@ class RedisLog implements Backplane {
     });
   }
 
-  async append(topics: readonly string[], body: string, meta: EntryMeta = {}): Promise<string> {
-    // A hub publishes as soon as it is made: the first connection is worth waiting for.
-    if (this.#starting !== undefined) await this.#starting;
+  append(topics: readonly string[], body: string, meta: EntryMeta = {}): Promise<string> {
     const writer = this.#writer;
-    if (writer === undefined || this.#closed) throw new Error('serve-sse: the Redis backplane is not open');
-    if (writer.status !== 'ready') {
-      throw new Error(`serve-sse: Redis at ${this.#where} is unreachable; the event was not published`);
+    if (writer === undefined || this.#closed) return Promise.reject(new Error('serve-sse: the Redis backplane is not open'));
+    // A hub publishes as soon as it is made: while the first connection attempt is in progress,
+    // appends wait for it in the queue.
+    if (this.#starting === undefined && writer.status !== 'ready') return Promise.reject(this.#unreachable());
+    return new Promise<string>((resolve, reject) => {
+      if (this.#queue.length === 0) this.#queuedSince = performance.now();
+      this.#queue.push({ topics: JSON.stringify(topics), body, alias: meta.alias ?? '', private: meta.private === true ? '1' : '', resolve, reject });
+      this.#schedule(false);
+    });
+  }
+
+  /**
+   * Decides when the queue goes. Appends made while a call is in flight wait for its reply; appends
+   * made in one turn go together. Beyond that, a call is a round trip, which costs both ends far
+   * more than an entry does, so appends that come in a stream are gathered: after a reply with
+   * appends waiting, or when a call went out less than {@link GATHER_MS} ago, the queue waits while
+   * each turn of the event loop brings more (one turn that brings none is allowed), for
+   * GATHER_MS at most, or until it holds as many as the last call carried. An append after a
+   * pause goes at the end of its turn. A publisher that awaits each publication finds nothing to
+   * gather: then the next few go at once, so that it hardly ever waits a turn.
+   */
+  #schedule(answered: boolean): void {
+    if (this.#inFlight > 0 || this.#flushDue) return;
+    if (this.#starting !== undefined) {
+      this.#flushDue = true;
+      void this.#starting.then(this.#flush);
+    } else if (this.#gathering) {
+      if (this.#lastCall > 1 && this.#queue.length >= this.#lastCall) this.#flushSoon();
+    } else if (this.#closed) {
+      this.#flushSoon();
+    } else if (answered) {
+      this.#gather(1);
+    } else if (performance.now() - this.#lastSentAt >= GATHER_MS || this.#ungathered > 0) {
+      if (this.#ungathered > 0) this.#ungathered--;
+      this.#flushSoon();
+    } else {
+      this.#gather(1);
     }
-    const args = [2, this.#key, this.#counter, this.#trimTo, JSON.stringify(topics), body, meta.alias ?? '', meta.private === true ? '1' : ''];
-    return writer.call('EVALSHA', [APPEND_SHA, ...args]).then(
-      undefined,
-      // Redis has not seen the script (it restarted, or its scripts were flushed): nothing ran, so
-      // sending it whole is safe.
-      (error: Error) => (error.name === 'ReplyError' && error.message.startsWith('NOSCRIPT') ? writer.call('EVAL', [APPEND_SCRIPT, ...args]) : Promise.reject(error)),
-    ).then(
-      (id) => {
-        if (typeof id !== 'string') throw new Error(`serve-sse: unexpected reply from Redis at ${this.#where} to the append script: ${String(id)}`);
-        return id;
-      },
-      (error: Error) => {
-        // Refused: not stored. Cut off or timed out: Redis may have stored it before the reply was lost.
-        const fate = error.name === 'ReplyError' ? 'refused the event' : 'did not confirm the event (it may or may not be stored)';
-        throw new Error(`serve-sse: Redis at ${this.#where} ${fate}: ${error.message}`, { cause: error });
-      },
+  }
+
+  #flushSoon(): void {
+    this.#flushDue = true;
+    queueMicrotask(this.#flush);
+  }
+
+  #gather(graceTurns: number): void {
+    this.#gathering = true;
+    this.#gatherStart = performance.now();
+    this.#gatherFrom = this.#gathered = this.#queue.length;
+    this.#graceTurns = graceTurns;
+    setImmediate(this.#gatherTurn);
+  }
+
+  /** A turn later: more came, so more may come; nothing came, or it has been long enough: the queue goes. */
+  readonly #gatherTurn = (): void => {
+    if (!this.#gathering) return;
+    const queued = this.#queue.length;
+    if (performance.now() - this.#gatherStart < GATHER_MS && (queued > this.#gathered || this.#graceTurns-- > 0)) {
+      this.#gathered = queued;
+      setImmediate(this.#gatherTurn);
+      return;
+    }
+    if (queued === this.#gatherFrom) this.#ungathered = UNGATHERED_AFTER_NOTHING;
+    this.#flush();
+  };
+
+  /**
+   * Sends what is queued, unless a call is in flight: as one script call, or a few when the queue
+   * is long, sent at once. Redis runs a connection's commands in order, so the log's order is the
+   * order of the appends.
+   */
+  readonly #flush = (): void => {
+    this.#flushDue = false;
+    this.#gathering = false;
+    if (this.#inFlight > 0) return;
+    const queue = this.#queue;
+    if (queue.length === 0) {
+      this.#drained?.();
+      return;
+    }
+    this.#queue = [];
+    const writer = this.#writer!;
+    if (writer.status !== 'ready') {
+      // Never sent: nothing was stored.
+      for (const pending of queue) pending.reject(this.#closed ? new Error('serve-sse: the Redis backplane is not open') : this.#unreachable());
+      this.#drained?.();
+      return;
+    }
+    this.#lastCall = queue.length;
+    this.#lastSentAt = performance.now();
+    // What the oldest has waited comes off the time Redis has to confirm.
+    const budget = Math.max(1, this.#timeout - (performance.now() - this.#queuedSince));
+    for (let start = 0; start < queue.length; ) {
+      let end = start + 1;
+      let chars = queue[start]!.body.length;
+      while (end < queue.length && end - start < APPENDS_PER_CALL && (chars += queue[end]!.body.length) <= CHARS_PER_CALL) end++;
+      this.#send(writer, start === 0 && end === queue.length ? queue : queue.slice(start, end), budget);
+      start = end;
+    }
+  };
+
+  /** One script call for `batch`; each append settles with its own reply, or all with the call's failure. */
+  #send(writer: Writer, batch: Pending[], budget: number): void {
+    const args: string[] = [this.#key, this.#counter, this.#trimTo];
+    for (const pending of batch) args.push(pending.topics, pending.body, pending.alias, pending.private);
+    this.#inFlight++;
+    let settled = false;
+    const settle = (reply: unknown, error: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.#inFlight--;
+      if (error !== undefined) {
+        for (const pending of batch) pending.reject(this.#failed(error));
+      } else if (!Array.isArray(reply) || reply.length !== batch.length) {
+        for (const pending of batch) pending.reject(this.#unexpected(reply));
+      } else {
+        for (let i = 0; i < batch.length; i++) {
+          const item: unknown = reply[i];
+          if (typeof item === 'string') batch[i]!.resolve(item);
+          else batch[i]!.reject(item instanceof Error ? this.#failed(item) : this.#unexpected(item));
+        }
+      }
+      if (this.#inFlight > 0) return;
+      if (this.#queue.length === 0) this.#drained?.();
+      else this.#schedule(true);
+    };
+    // Past the budget, the call's appends are given up on (the reply, if it comes, changes nothing).
+    const timer = setTimeout(() => settle(undefined, new Error('Command timed out')), budget);
+    writer[APPEND_COMMAND](args).then(
+      (reply) => settle(reply, undefined),
+      (error: Error) => settle(undefined, error),
     );
+  }
+
+  #unreachable(): Error {
+    return new Error(`serve-sse: Redis at ${this.#where} is unreachable; the event was not published`);
+  }
+
+  /** Refused: not stored. Cut off or timed out: Redis may have stored it before the reply was lost. */
+  #failed(error: Error): Error {
+    const fate = error.name === 'ReplyError' ? 'refused the event' : 'did not confirm the event (it may or may not be stored)';
+    return new Error(`serve-sse: Redis at ${this.#where} ${fate}: ${error.message}`, { cause: error });
+  }
+
+  #unexpected(reply: unknown): Error {
+    return new Error(`serve-sse: unexpected reply from Redis at ${this.#where} to the append script: ${String(reply)}`);
   }
 
   /** Whether `id` may be an entry of the log that this instance has not heard yet (it lags behind the log): a client that resumes from such an id waits for the instance to catch up instead of being reset. */
@@ -269,6 +457,12 @@ class RedisLog implements Backplane {
     this.#reader?.disconnect();
     const writer = this.#writer;
     if (writer !== undefined) {
+      // Appends made before close() still go out (or fail), within connectTimeout.
+      if (this.#gathering) this.#flush();
+      if (this.#inFlight > 0 || this.#queue.length > 0 || this.#flushDue) {
+        await new Promise<void>((resolve) => (this.#drained = resolve));
+        this.#drained = undefined;
+      }
       // QUIT lets publications in flight finish; a connection that is down has nothing to finish.
       if (writer.status === 'ready') await writer.quit().catch(() => writer.disconnect());
       else writer.disconnect();
@@ -389,6 +583,7 @@ class RedisLog implements Backplane {
     // A connection that died silently would leave XREAD waiting for ever: past its block time
     // (and a margin), it is dropped and made again.
     const watchdog = setTimeout(() => reader.disconnect(true), BLOCK_MS + this.#timeout);
+    const asked = performance.now();
     let reply: unknown;
     try {
       reply = await reader.call('XREAD', ['COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.#key, this.#lastId]);
@@ -396,7 +591,13 @@ class RedisLog implements Backplane {
       clearTimeout(watchdog);
     }
     if (this.#closed) return;
-    for (const entry of readEntries(reply)) this.#deliver(entry);
+    const entries = readEntries(reply);
+    for (const entry of entries) this.#deliver(entry);
+    // Entries were there at once: they are coming faster than one read each. The next read waits
+    // for a timer tick (about a millisecond), so that it brings what came meanwhile in one reply,
+    // and the hub writes it to each client at once, rather than a read (and a write per client)
+    // for every entry or two. A full reply is a backlog: read on at once.
+    if (entries.length > 0 && entries.length < BATCH && performance.now() - asked < READ_GATHER_MS) await this.#waitFor(reader, READ_GATHER_MS);
   }
 
   /**

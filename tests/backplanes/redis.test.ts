@@ -504,6 +504,180 @@ describe('the count of appends (<key>:seq, field n)', { skip: noRedis }, () => {
   });
 });
 
+describe('appends in batches (one script call for the appends made together)', { skip: noRedis }, () => {
+  /** The count field of each entry of the stream, in stream order. */
+  async function counts(url: string, key: string): Promise<string[]> {
+    return withRedis(url, async (redis) => (await redis.xrange(key, '-', '+')).map(([, fields]) => fields[fields.indexOf('n') + 1] ?? ''));
+  }
+  /** Script calls Redis has run (EVALSHA and EVAL), from INFO commandstats. */
+  async function scriptCalls(url: string): Promise<number> {
+    const info = await withRedis(url, (redis) => redis.info('commandstats'));
+    let calls = 0;
+    for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+    return calls;
+  }
+
+  test('500 concurrent publishes from one instance: distinct ids, ascending in call order; another instance gets all 500 in that order, no gap', { skip: noRedisServer }, async () => {
+    // A redis-server of the test's own, so that its count of script calls is this test's alone.
+    const redis = new OwnRedis(await freePort(), `secret-${randomUUID()}`, { persistence: false });
+    cleanups.push(() => redis.remove());
+    await redis.start();
+    const key = keys.key(redis.url);
+    const a = await instance({ key, url: redis.url, history: 1000 });
+    const b = await instance({ key, url: redis.url, history: 1000 });
+    const live = await subscribe(b);
+    const onA = await subscribe(a);
+    const callsBefore = await scriptCalls(redis.url);
+
+    // 250 in one turn: one call.
+    const published: Array<Promise<string>> = [];
+    for (let n = 0; n < 250; n++) published.push(a.hub.publish('news', { data: `n${n}` }));
+    const firstHalf = await Promise.all(published);
+    assert.equal((await scriptCalls(redis.url)) - callsBefore, 1, 'the publishes of one turn go as one script call');
+    // 250 more, one per turn, none awaited: they come while calls are in flight, and queue behind them.
+    for (let n = 250; n < 500; n++) {
+      published.push(a.hub.publish('news', { data: `n${n}` }));
+      await new Promise(setImmediate);
+    }
+    const all = await Promise.all(published);
+    assert.deepEqual(all.slice(0, 250), firstHalf);
+    assert.equal(new Set(all).size, 500, 'every publish has its own id');
+    for (let n = 1; n < all.length; n++) assert.ok(compareLogIds(all[n - 1]!, all[n]!) < 0, `id ${n} (${all[n]}) comes after id ${n - 1} (${all[n - 1]})`);
+    const calls = (await scriptCalls(redis.url)) - callsBefore;
+    assert.ok(calls <= 251, `${calls} script calls for 500 publishes`);
+
+    const expected = all.map((id, n) => ({ id, data: `n${n}` }));
+    for (const reader of [live, onA]) {
+      await reader.until(() => reader.events.length >= 500, 10_000, 'the 500 events');
+      assert.deepEqual(reader.events.map(({ id, data, event }) => ({ id, data, ...(event === undefined ? {} : { event }) })), expected);
+    }
+    assert.deepEqual(await counts(redis.url, key), Array.from({ length: 500 }, (_, n) => String(n + 1)), 'each entry has the next count');
+    assert.equal(b.hub.stats().gaps + a.hub.stats().gaps, 0);
+    assert.equal(lostWarnings(a) + lostWarnings(b), 0);
+  });
+
+  test('entries of a batch that Redis refuses reject their own publishes only: the others are stored, and the count has no hole', async () => {
+    const key = keys.key();
+    // The stream's newest id is three below the last possible one: the next three appends fit, the
+    // ones after them are refused, within one script call.
+    await withRedis(REDIS_URL, async (redis) => {
+      await redis.xadd(key, '18446744073709551615-18446744073709551612', 't', '["news"]', 'b', 'data: before\n\n', 'n', '1');
+      await redis.set(`${key}:seq`, '1');
+    });
+    const a = await instance({ key });
+    const b = await instance({ key });
+    const live = await subscribe(b, 'news', { 'last-event-id': '18446744073709551615-18446744073709551612' });
+    const settled = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => a.hub.publish('news', { data: `n${n}` })));
+    assert.deepEqual(
+      settled.map((result) => (result.status === 'fulfilled' ? result.value : 'refused')),
+      ['18446744073709551615-18446744073709551613', '18446744073709551615-18446744073709551614', '18446744073709551615-18446744073709551615', 'refused', 'refused'],
+    );
+    for (const result of settled.slice(3)) {
+      assert.match(String((result as PromiseRejectedResult).reason), /^Error: serve-sse: Redis at redis:\/\/127\.0\.0\.1:\d+ refused the event: ERR The stream has exhausted the last possible ID/);
+    }
+    // The refused appends gave their numbers back: the counter is the last stored entry's count.
+    assert.equal(await withRedis(REDIS_URL, (redis) => redis.get(`${key}:seq`)), '4');
+    assert.deepEqual(await counts(REDIS_URL, key), ['1', '2', '3', '4']);
+    await live.until(() => live.events.length >= 3, 5000, 'the three stored events');
+    await sleep(50);
+    assert.deepEqual(datas(live), ['n0', 'n1', 'n2']);
+    assert.equal(a.hub.stats().gaps + b.hub.stats().gaps, 0);
+  });
+
+  test('a batch refused whole (each entry with its own error): no number is taken, and the next entry follows with no gap', async () => {
+    const key = keys.key();
+    const redis = await withRedisConnection();
+    const a = await instance({ key });
+    const b = await instance({ key });
+    const live = await subscribe(b);
+    await a.hub.publish('news', { data: 'one' });
+    await live.until(() => live.events.length >= 1, 5000, 'the first event');
+
+    // The counter holds something that is no count: every INCR fails, before anything is written.
+    await redis.set(`${key}:seq`, 'not a number');
+    const refused = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => a.hub.publish('news', { data: `refused ${n}` })));
+    for (const result of refused) {
+      assert.equal(result.status, 'rejected');
+      assert.match(String(result.reason), /^Error: serve-sse: Redis at redis:\/\/127\.0\.0\.1:\d+ refused the event: ERR value is not an integer/);
+    }
+    await redis.set(`${key}:seq`, '1');
+    await a.hub.publish('news', { data: 'two' });
+
+    // The stream key holds a string: each XADD fails after its INCR, and each gives its number back.
+    const otherKey = `${key}:other`;
+    await redis.set(otherKey, 'x');
+    const { logger } = recordingLogger();
+    const other = createHub({ backplane: redisBackplane({ url: REDIS_URL, key: otherKey, logger }), logger });
+    cleanups.push(() => other.close({ timeout: 100 }), () => redis.del(otherKey, `${otherKey}:seq`));
+    const wrongType = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => other.publish('news', { data: `x${n}` })));
+    for (const result of wrongType) assert.match(String((result as PromiseRejectedResult).reason), /refused the event: WRONGTYPE/);
+    assert.equal(await redis.get(`${otherKey}:seq`), '0', 'every number was given back');
+
+    await live.until(() => live.events.length >= 2, 5000, 'the next event');
+    await sleep(50);
+    assert.deepEqual(live.events.map(({ data, event }) => ({ data, event })), [
+      { data: 'one', event: undefined },
+      { data: 'two', event: undefined },
+    ]);
+    assert.deepEqual(await counts(REDIS_URL, key), ['1', '2']);
+    assert.equal(a.hub.stats().gaps + b.hub.stats().gaps, 0);
+  });
+
+  /** A Redis connection for the test's own commands, closed after the file. */
+  async function withRedisConnection(): Promise<Redis> {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 });
+    cleanups.push(() => redis.disconnect());
+    return redis;
+  }
+
+  test('Redis killed mid-batch: every publish settles, stored or "may or may not be stored" (or, never sent, "not published"), and none hangs', { skip: noRedisServer }, async () => {
+    const redis = new OwnRedis(await freePort(), `secret-${randomUUID()}`);
+    cleanups.push(() => redis.remove());
+    await redis.start();
+    const key = keys.key(redis.url);
+    const a = await instance({ key, url: redis.url, connectTimeout: 1000 });
+    await a.hub.publish('news', { data: 'before' });
+
+    type Outcome = { data: string; id?: string; error?: string };
+    const outcomes: Array<Promise<Outcome>> = [];
+    const publish = (data: string): void => {
+      outcomes.push(a.hub.publish('news', { data }).then((id) => ({ data, id }), (error: Error) => ({ data, error: error.message })));
+    };
+    // A batch in flight, and appends queued behind it, when Redis dies.
+    for (let n = 0; n < 500; n++) publish(`batch ${n}`);
+    await new Promise(setImmediate);
+    for (let n = 0; n < 100; n++) publish(`behind ${n}`);
+    const killed = redis.kill();
+    for (let n = 0; n < 100; n++) publish(`after ${n}`);
+    await killed;
+
+    const started = Date.now();
+    const settled = await Promise.race([Promise.all(outcomes), sleep(5000).then(() => undefined)]);
+    assert.ok(settled !== undefined, 'every publish settles (connectTimeout is 1000 ms)');
+    assert.ok(Date.now() - started < 3000, `publishes settled ${Date.now() - started} ms after Redis died`);
+    const unsure = /^serve-sse: Redis at redis:\/\/127\.0\.0\.1:\d+ did not confirm the event \(it may or may not be stored\): /;
+    const notSent = /^serve-sse: Redis at redis:\/\/127\.0\.0\.1:\d+ is unreachable; the event was not published$/;
+    for (const outcome of settled) {
+      if (outcome.error !== undefined) assert.ok(unsure.test(outcome.error) || notSent.test(outcome.error), `${outcome.data}: ${outcome.error}`);
+    }
+    // One script call is one atomic step: the first batch is stored whole or not at all.
+    const batch = settled.slice(0, 500);
+    assert.ok(batch.every((outcome) => outcome.id !== undefined) || batch.every((outcome) => outcome.error !== undefined && unsure.test(outcome.error)), 'the batch settles as one');
+
+    // What Redis kept (every write reached its append-only file before its reply) agrees.
+    await redis.start();
+    const stored = new Map(
+      (await withRedis(redis.url, (direct) => direct.xrange(key, '-', '+'))).map(([id, fields]) => [fields[fields.indexOf('b') + 1], { id, n: fields[fields.indexOf('n') + 1] }]),
+    );
+    for (const outcome of settled) {
+      const entry = stored.get(`data: ${outcome.data}\n\n`);
+      if (outcome.id !== undefined) assert.equal(entry?.id, outcome.id, `${outcome.data} was stored as its publish said`);
+      else if (notSent.test(outcome.error!)) assert.equal(entry, undefined, `${outcome.data} was never sent`);
+    }
+    assert.deepEqual([...stored.values()].map(({ n }) => n), Array.from({ length: stored.size }, (_, n) => String(n + 1)), 'the counts have no hole');
+  });
+});
+
 describe('when Redis itself goes away', { skip: noRedisServer }, () => {
   test('serving goes on, publish rejects with a clear error, and the instances carry on when Redis is back', async () => {
     const password = `secret-${randomUUID()}`;
