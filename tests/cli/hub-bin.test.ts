@@ -11,22 +11,11 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openEvents, type EventReader } from '../helpers.js';
-import { PUBLISHER_KEY, publisherToken, send, SUBSCRIBER_KEY, subscriberToken } from '../server/hub-helpers.js';
+import { cleanEnv, HUB_BIN, killLeft, PUBLISHER_KEY, publisherToken, send, SUBSCRIBER_KEY, subscriberToken } from '../server/hub-helpers.js';
 
-const BIN = fileURLToPath(new URL('../../dist/esm/cli/main.js', import.meta.url));
+const BIN = HUB_BIN;
 const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-/** An environment without the hub's variables, whatever the test runner's shell has. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!/^(PORT|HOST|REDIS_URL|LOG_LEVEL|SERVE_SSE_.*)$/.test(name)) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
+after(() => killLeft(children));
 
 interface Result {
   code: number | null;

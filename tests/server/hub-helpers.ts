@@ -1,10 +1,29 @@
 /** Plumbing for the hub server tests: servers in-process on 127.0.0.1:0, tokens, logs, requests. */
+import type { ChildProcess } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { SignJWT, type JWTPayload } from 'jose';
 import { pino } from 'pino';
 import { createHubServer, type HubServer, type HubServerOptions } from '../../src/server/server.js';
+
+/** The built bin (`npm run build` first), for the tests that run `serve-sse hub` as users do. */
+export const HUB_BIN = fileURLToPath(new URL('../../dist/esm/cli/main.js', import.meta.url));
+
+/** An environment without the hub's variables, whatever the test runner's shell has. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!/^(PORT|HOST|REDIS_URL|LOG_LEVEL|SERVE_SSE_.*)$/.test(name)) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Kills (SIGKILL, by PID) whichever of `children` still runs: for an after() hook. */
+export function killLeft(children: readonly ChildProcess[]): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
 
 export const PUBLISHER_KEY = 'publisher-key-for-tests-0123456789abcdef';
 export const SUBSCRIBER_KEY = 'subscriber-key-for-tests-0123456789abcdef';

@@ -9,26 +9,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { compareLogIds } from '../../src/backplanes/log-id.js';
 import { openEvents, waitFor, type EventReader } from '../helpers.js';
 import { redisMissing, REDIS_URL, TestKeys } from '../redis.js';
-import { PUBLISHER_KEY, publisherToken, send, sign, SUBSCRIBER_KEY, subscriberToken } from './hub-helpers.js';
+import { cleanEnv, HUB_BIN, killLeft, PUBLISHER_KEY, publisherToken, send, sign, SUBSCRIBER_KEY, subscriberToken } from './hub-helpers.js';
 
-const BIN = fileURLToPath(new URL('../../dist/esm/cli/main.js', import.meta.url));
+const BIN = HUB_BIN;
 const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-/** An environment without the hub's variables, whatever the test runner's shell has. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!/^(PORT|HOST|REDIS_URL|LOG_LEVEL|SERVE_SSE_.*)$/.test(name)) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
+after(() => killLeft(children));
 
 interface Workers {
   child: ChildProcess;
