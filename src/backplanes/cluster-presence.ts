@@ -10,6 +10,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
+import { postToPrimary } from './primary-channel.js';
 import { checkFilter, matches, snapshot, type Presence, type PresenceEntry, type PresenceFilter } from './presence.js';
 
 const TAG = 'serveSse';
@@ -125,17 +126,7 @@ export function clusterPresence(options: ClusterPresenceOptions = {}): Presence 
   let nextRequest = 0;
   let closed = false;
 
-  function post(message: ToStore, failed?: (error: Error) => void): void {
-    const onError = (error: Error | null): void => {
-      if (error !== null) failed?.(error);
-    };
-    try {
-      if (!process.connected) throw new Error("the cluster's primary process is gone");
-      process.send!(message, undefined, undefined, onError);
-    } catch (error) {
-      onError(error as Error);
-    }
-  }
+  const post = (message: ToStore, failed?: (error: Error) => void): void => postToPrimary(message, failed);
 
   function flush(): void {
     if (flushing !== undefined) clearImmediate(flushing);

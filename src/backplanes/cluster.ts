@@ -18,6 +18,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { Backplane, EntryMeta, LogEntry, LogListener } from './backplane.js';
 import { servePresence, type PresenceStore } from './cluster-presence.js';
+import { postToPrimary } from './primary-channel.js';
 
 /** The variable through which the primary tells the workers it forks the epoch of its log. */
 export const EPOCH_VARIABLE = 'SERVE_SSE_CLUSTER_EPOCH';
@@ -403,17 +404,8 @@ class WorkerLog implements Backplane {
     });
   }
 
-  /** Sends to the primary; `failed` hears of a channel that is closed or breaks. */
   #post(message: ToPrimary, failed?: (error: Error | undefined) => void): void {
-    const onError = (error: Error | null): void => {
-      if (error !== null) failed?.(error);
-    };
-    try {
-      if (!process.connected) throw new Error("the cluster's primary process is gone");
-      process.send!(message, undefined, undefined, onError);
-    } catch (error) {
-      onError(error as Error);
-    }
+    postToPrimary(message, failed);
   }
 
   #stop(error: Error): void {
@@ -435,3 +427,4 @@ class WorkerLog implements Backplane {
 }
 
 export { clusterPresence, type ClusterPresenceOptions } from './cluster-presence.js';
+

@@ -6,7 +6,7 @@
  * `["*"]`): the figures are about every topic, so only a token that may see them all may see them.
  */
 import type { Logger as PinoLogger } from 'pino';
-import { defaultOnConnect, serveSse, type ConnectResult, type Hub, type SseHandler, type SseRequest, type SseStream } from '../../index.js';
+import { defaultOnConnect, serveSse, type ConnectResult, type Hub, type HubStats, type SseHandler, type SseRequest, type SseStream } from '../../index.js';
 import type { ServerCounters } from '../http/metrics.js';
 import { bearerToken, cookieToken, type TokenVerifier } from '../native/auth.js';
 import { WILDCARD } from '../native/topics.js';
@@ -29,23 +29,10 @@ export interface StatsStream {
   stop(retry: number): void;
 }
 
-/** The `data` of a `stats` event (JSON). */
-export interface StatsSnapshot {
+/** The `data` of a `stats` event (JSON): the hub's own figures and the server's counters. */
+export interface StatsSnapshot extends HubStats {
   /** Milliseconds since the epoch, on the server: rates are counted between two snapshots. */
   time: number;
-  connections: number;
-  waiting: number;
-  topics: number;
-  history: number;
-  published: number;
-  delivered: number;
-  dropped: number;
-  evicted: number;
-  replayed: number;
-  resets: number;
-  gaps: number;
-  backplaneConnected: boolean;
-  backplaneLag: number;
   tokenExpired: number;
   malformed: number;
 }
