@@ -119,31 +119,39 @@ function connectOne({ port, path, sampled, timeoutMs, keep, localAddress }) {
   });
 }
 
-/** `count` connections, `batch` at a time: a SYN flood would only measure the listen backlog. */
-async function connectMany({ port, path, count, batch = 500, sampleEvery = 10, timeoutMs = 60_000, localAddress }) {
+/**
+ * `count` connections, `batch` at a time (a SYN flood would only measure the listen backlog):
+ * `one(k, timeoutMs)` opens the k-th and resolves true once it is connected, given what is left
+ * of `timeoutMs` (at most 15 s). Stops at `timeoutMs`; `untried`: the connections not opened by then.
+ */
+async function inBatches({ count, batch, timeoutMs, one }) {
   const started = performance.now();
   const deadline = started + timeoutMs;
   let connected = 0;
   let failed = 0;
+  let untried = 0;
   for (let first = 0; first < count; first += batch) {
     const left = deadline - performance.now();
-    if (left <= 0) break;
+    if (left <= 0) {
+      untried = count - first;
+      break;
+    }
     const size = Math.min(batch, count - first);
-    const results = await Promise.all(
-      Array.from({ length: size }, (_, k) =>
-        connectOne({
-          port,
-          path,
-          sampled: (first + k) % sampleEvery === 0,
-          timeoutMs: Math.min(left, 15_000),
-          keep: true,
-          localAddress,
-        }),
-      ),
-    );
+    const results = await Promise.all(Array.from({ length: size }, (_, i) => one(first + i, Math.min(left, 15_000))));
     for (const ok of results) ok ? connected++ : failed++;
   }
-  return { connected, failed, ms: performance.now() - started };
+  return { connected, failed, untried, ms: performance.now() - started };
+}
+
+/** `count` connections, `batch` at a time (`inBatches`); those not opened by `timeoutMs` are not counted. */
+async function connectMany({ port, path, count, batch = 500, sampleEvery = 10, timeoutMs = 60_000, localAddress }) {
+  const { connected, failed, ms } = await inBatches({
+    count,
+    batch,
+    timeoutMs,
+    one: (k, left) => connectOne({ port, path, sampled: k % sampleEvery === 0, timeoutMs: left, keep: true, localAddress }),
+  });
+  return { connected, failed, ms };
 }
 
 /**
@@ -200,18 +208,43 @@ function request(path, port, lastEventId) {
 }
 
 /**
- * The readers of a replay storm: `count` connections sending `Last-Event-ID: lastEventId`, each of
- * which must then receive exactly `events` events numbered `firstSeq`, `firstSeq + 1`, ... (the
- * number its id ends with), in order. Connections are opened as fast as the server answers them,
- * with at most `window` waiting for their response head: the server's listen backlog (511) holds
- * only so many, and a SYN dropped past it is retried a second later, which would measure the
- * kernel's timer, not the server. Resolves once every connection has caught up or failed (a
- * wrong or extra id, closed early, no head), or at `timeoutMs`.
+ * A storm, as the replay storm and the reconnect storm both run it: `count` connections opened as
+ * fast as the server answers them, with at most `window` waiting for their response head: the
+ * server's listen backlog (511) holds only so many, and a SYN dropped past it is retried a second
+ * later, which would measure the kernel's timer, not the server. Each must then receive the `owed`
+ * events it is owed. Resolves once every connection has caught up or failed (out of order, closed
+ * early, no head), or at `timeoutMs`, with the tallies over `conns` and the storm's clocks.
+ *
+ * What differs between the storms is passed in:
+ * - `conns`, the connection records tallied at the end (each `{ head, got, wrong, closed, settled }`
+ *   and whatever the storm keeps), and `next(k)`, the record of the k-th connection to open;
+ * - `open(conn)`: its socket, connecting, and `request()`, what it sends once connected;
+ *   `gone(conn, socket)` once that socket has closed;
+ * - `check(conn, id, seq)`, per event, once `conn.got` counts it (`id`: the number its id ends
+ *   with; `seq`: with `sampled`, the leading digits of its data, else -1): 'wrong' (out of order
+ *   or not its own), 'caughtUp' (it has all it is owed), or nothing;
+ * - `tallyExtra`: connections that got more than `owed` count as `extra`, not as caught up;
+ * - `fields`, reported after `count`; `startedUs`, reported if given; `cpuAtStart` and `started`,
+ *   for a storm whose clocks started before it called this.
  */
-function storm({ port, path, count, window = 400, lastEventId, firstSeq, events, timeoutMs = 60_000, headTimeoutMs = 15_000 }) {
-  const cpuAtStart = process.cpuUsage();
-  const started = performance.now();
-  const conns = [];
+function runStorm({
+  count,
+  conns,
+  next,
+  open,
+  gone,
+  check,
+  owed,
+  tallyExtra = false,
+  sampled = false,
+  window,
+  timeoutMs,
+  headTimeoutMs,
+  fields = {},
+  startedUs,
+  cpuAtStart = process.cpuUsage(),
+  started = performance.now(),
+}) {
   let launched = 0;
   let waitingForHead = 0;
   let settled = 0;
@@ -233,22 +266,26 @@ function storm({ port, path, count, window = 400, lastEventId, firstSeq, events,
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      const tally = { caughtUp: 0, wrongOrder: 0, extra: 0, short: 0, noHead: 0, closedEarly: 0 };
+      const tally = tallyExtra
+        ? { caughtUp: 0, wrongOrder: 0, extra: 0, short: 0, noHead: 0, closedEarly: 0 }
+        : { caughtUp: 0, wrongOrder: 0, short: 0, noHead: 0, closedEarly: 0 };
       for (const c of conns) {
         if (!c.head) tally.noHead++;
         else if (c.wrong) tally.wrongOrder++;
-        else if (c.got > events) tally.extra++;
-        else if (c.got === events) tally.caughtUp++;
+        else if (tallyExtra && c.got > owed) tally.extra++;
+        else if (c.got >= owed) tally.caughtUp++;
         else tally.short++;
-        if (c.head && c.closed && c.got < events) tally.closedEarly++;
+        if (c.head && c.closed && c.got < owed) tally.closedEarly++;
       }
       resolve({
         count,
+        ...fields,
         launched,
         heads,
         ...tally,
         received,
         timedOut,
+        ...(startedUs === undefined ? {} : { startedUs }),
         connectMs: lastHeadMs - started,
         caughtUpMs: lastCaughtUpMs - started,
         ms: performance.now() - started,
@@ -257,18 +294,16 @@ function storm({ port, path, count, window = 400, lastEventId, firstSeq, events,
     }
 
     function launch() {
-      while (!finished && waitingForHead < window && launched < count) openOne();
+      while (!finished && waitingForHead < window && launched < count) openOne(next(launched++));
     }
 
-    function openOne() {
-      launched++;
+    function openOne(conn) {
       waitingForHead++;
-      const conn = { head: false, got: 0, next: firstSeq, wrong: false, closed: false, settled: false };
-      conns.push(conn);
-      const socket = net.connect({ port, host: '127.0.0.1' });
-      stormSockets.add(socket);
+      const { socket, request } = open(conn);
+      let seq = -1;
       const headTimer = setTimeout(() => parser.fail(), headTimeoutMs);
       const parser = new SseResponseParser({
+        sampled,
         onHead: (ok) => {
           clearTimeout(headTimer);
           waitingForHead--;
@@ -282,23 +317,28 @@ function storm({ port, path, count, window = 400, lastEventId, firstSeq, events,
           }
           launch();
         },
+        onSample: (n) => (seq = n),
         onEvent: (id) => {
           received++;
           conn.got++;
-          if (id !== conn.next++ && !conn.wrong) {
-            conn.wrong = true;
-            settle(conn);
-          } else if (conn.got === events && !conn.wrong) {
+          const verdict = check(conn, id, seq);
+          if (verdict === 'wrong') {
+            if (!conn.wrong) {
+              conn.wrong = true;
+              settle(conn);
+            }
+          } else if (verdict === 'caughtUp') {
             lastCaughtUpMs = performance.now();
             settle(conn);
           }
+          seq = -1;
         },
       });
       socket.on('data', (buf) => parser.onData(buf));
-      socket.on('connect', () => socket.write(request(path, port, lastEventId)));
+      socket.on('connect', () => socket.write(request()));
       socket.on('error', () => parser.fail());
       socket.on('close', () => {
-        stormSockets.delete(socket);
+        gone(conn, socket);
         conn.closed = true;
         parser.fail();
         settle(conn);
@@ -307,6 +347,36 @@ function storm({ port, path, count, window = 400, lastEventId, firstSeq, events,
 
     if (count === 0) finish(false);
     else launch();
+  });
+}
+
+/**
+ * The readers of a replay storm (`runStorm`): `count` connections sending `Last-Event-ID:
+ * lastEventId`, each of which must then receive exactly `events` events numbered `firstSeq`,
+ * `firstSeq + 1`, ... (the number its id ends with), in order. A wrong or extra id fails it.
+ */
+function storm({ port, path, count, window = 400, lastEventId, firstSeq, events, timeoutMs = 60_000, headTimeoutMs = 15_000 }) {
+  const conns = [];
+  return runStorm({
+    count,
+    conns,
+    next: () => {
+      const conn = { head: false, got: 0, next: firstSeq, wrong: false, closed: false, settled: false };
+      conns.push(conn);
+      return conn;
+    },
+    open: () => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      stormSockets.add(socket);
+      return { socket, request: () => request(path, port, lastEventId) };
+    },
+    gone: (conn, socket) => stormSockets.delete(socket),
+    check: (conn, id) => (id !== conn.next++ ? 'wrong' : conn.got === events && !conn.wrong ? 'caughtUp' : undefined),
+    owed: events,
+    tallyExtra: true,
+    window,
+    timeoutMs,
+    headTimeoutMs,
   });
 }
 
@@ -383,23 +453,13 @@ async function rsConnect({ ports, path, count, tokens, batch = 500, timeoutMs = 
   for (const conn of rsConns) conn.socket?.destroy();
   rsConns = [];
   rsTokens = tokens;
-  const started = performance.now();
-  const deadline = started + timeoutMs;
-  let connected = 0;
-  let failed = 0;
-  for (let first = 0; first < count; first += batch) {
-    const left = deadline - performance.now();
-    if (left <= 0) {
-      failed += count - first;
-      break;
-    }
-    const size = Math.min(batch, count - first);
-    const results = await Promise.all(
-      Array.from({ length: size }, (_, i) => rsOpenLive(first + i, ports, path, tokens?.[first + i], Math.min(left, 15_000))),
-    );
-    for (const ok of results) ok ? connected++ : failed++;
-  }
-  return { connected, failed, ms: performance.now() - started };
+  const { connected, failed, untried, ms } = await inBatches({
+    count,
+    batch,
+    timeoutMs,
+    one: (k, left) => rsOpenLive(k, ports, path, tokens?.[k], left),
+  });
+  return { connected, failed: failed + untried, ms };
 }
 
 function rsOpenLive(k, ports, path, token, timeoutMs) {
@@ -468,12 +528,12 @@ function rsLeave() {
 }
 
 /**
- * The storm: every client that left (`rsLeave`; any still connected close now) comes back at once, client k with
- * `Last-Event-ID` its own last id, to `ports[(k + shift) % ports.length]` (shift 1: the other
- * instance, as a load balancer may send it), with the token it had. As in the replay storm, at most `window` wait for
- * their head (the listen backlog is 511, and a SYN dropped past it is retried a second later).
- * Each must then receive, in order, the `owed` events after its last one. Resolves once every
- * client has them or has failed, or at `timeoutMs`; the connections stay open for `rsLive`.
+ * The storm (`runStorm`): every client that left (`rsLeave`; any still connected close now) comes
+ * back at once, client k with `Last-Event-ID` its own last id, to `ports[(k + shift) % ports.length]`
+ * (shift 1: the other instance, as a load balancer may send it), with the token it had. As in the
+ * replay storm, at most `window` wait for their head. Each must then receive, in order, the `owed`
+ * events after its last one. Resolves once every client has them or has failed, or at `timeoutMs`;
+ * the connections stay open for `rsLive`.
  */
 function rsStorm({ ports, path, shift = 0, owed, window = 400, timeoutMs = 60_000, headTimeoutMs = 15_000 }) {
   const cpuAtStart = process.cpuUsage();
@@ -488,108 +548,32 @@ function rsStorm({ ports, path, shift = 0, owed, window = 400, timeoutMs = 60_00
   for (const old of rsConns) old.socket?.destroy();
   rsConns = [];
   const conns = rsStormConns;
-  let launched = 0;
-  let waitingForHead = 0;
-  let settled = 0;
-  let heads = 0;
-  let received = 0;
-  let lastHeadMs = 0;
-  let lastCaughtUpMs = 0;
-  let finished = false;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => finish(true), timeoutMs);
-
-    function settle(conn) {
-      if (conn.settled) return;
-      conn.settled = true;
-      if (++settled === count) finish(false);
-    }
-
-    function finish(timedOut) {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      const tally = { caughtUp: 0, wrongOrder: 0, short: 0, noHead: 0, closedEarly: 0 };
-      for (const c of conns) {
-        if (!c.head) tally.noHead++;
-        else if (c.wrong) tally.wrongOrder++;
-        else if (c.got >= owed) tally.caughtUp++;
-        else tally.short++;
-        if (c.head && c.closed && c.got < owed) tally.closedEarly++;
-      }
-      resolve({
-        count,
-        noLastId,
-        launched,
-        heads,
-        ...tally,
-        received,
-        timedOut,
-        startedUs,
-        connectMs: lastHeadMs - started,
-        caughtUpMs: lastCaughtUpMs - started,
-        ms: performance.now() - started,
-        cpuUs: (({ user, system }) => user + system)(process.cpuUsage(cpuAtStart)),
-      });
-    }
-
-    function launch() {
-      while (!finished && waitingForHead < window && launched < count) openOne(conns[launched++]);
-    }
-
-    function openOne(conn) {
-      waitingForHead++;
+  return runStorm({
+    count,
+    conns,
+    next: (k) => conns[k],
+    open: (conn) => {
       const port = ports[(conn.k + shift) % ports.length];
       const socket = net.connect({ port, host: '127.0.0.1' });
       conn.socket = socket;
-      let seq = -1;
-      const headTimer = setTimeout(() => parser.fail(), headTimeoutMs);
-      const parser = new SseResponseParser({
-        sampled: true,
-        onHead: (ok) => {
-          clearTimeout(headTimer);
-          waitingForHead--;
-          if (ok) {
-            conn.head = true;
-            heads++;
-            lastHeadMs = performance.now();
-          } else {
-            socket.destroy();
-            settle(conn);
-          }
-          launch();
-        },
-        onSample: (n) => (seq = n),
-        onEvent: () => {
-          received++;
-          const n = ++conn.got;
-          if (seq !== conn.from + n) {
-            if (!conn.wrong) {
-              conn.wrong = true;
-              settle(conn);
-            }
-          } else if (n === owed) {
-            lastCaughtUpMs = performance.now();
-            settle(conn);
-          } else if (n === owed + 1) {
-            conn.liveUs = nowUs(); // the first event after the missed ones: live
-          }
-          seq = -1;
-        },
-      });
-      socket.on('data', (buf) => parser.onData(buf));
-      socket.on('connect', () => socket.write(rsRequest(path, port, { token: rsTokens?.[conn.k], lastEventId: conn.lastId })));
-      socket.on('error', () => parser.fail());
-      socket.on('close', () => {
-        conn.closed = true;
-        conn.socket = null;
-        parser.fail();
-        settle(conn);
-      });
-    }
-
-    if (count === 0) finish(false);
-    else launch();
+      return { socket, request: () => rsRequest(path, port, { token: rsTokens?.[conn.k], lastEventId: conn.lastId }) };
+    },
+    gone: (conn) => (conn.socket = null),
+    sampled: true,
+    check: (conn, id, seq) => {
+      if (seq !== conn.from + conn.got) return 'wrong';
+      if (conn.got === owed) return 'caughtUp';
+      if (conn.got === owed + 1) conn.liveUs = nowUs(); // the first event after the missed ones: live
+      return undefined;
+    },
+    owed,
+    window,
+    timeoutMs,
+    headTimeoutMs,
+    fields: { noLastId },
+    startedUs,
+    cpuAtStart,
+    started,
   });
 }
 
