@@ -3,7 +3,7 @@
  * twins, --help, exit codes, pino JSON logs, and SIGTERM with open streams.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openEvents, type EventReader } from '../helpers.js';
-import { cleanEnv, HUB_BIN, killLeft, PUBLISHER_KEY, publisherToken, send, SUBSCRIBER_KEY, subscriberToken } from '../server/hub-helpers.js';
+import { cleanEnv, HUB_BIN, killLeft, PUBLISHER_KEY, publisherToken, send, startHubBin, SUBSCRIBER_KEY, subscriberToken, type StartedHubBin } from '../server/hub-helpers.js';
 
 const BIN = HUB_BIN;
 const children: ChildProcess[] = [];
@@ -29,38 +29,9 @@ function run(args: string[], env: Record<string, string> = {}): Result {
   return { code: status, stdout, stderr };
 }
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  /** Everything on stdout so far. */
-  stdout(): string;
-}
-
 /** Starts the hub and resolves with its URL, read from the pino line it writes once listening. */
-function start(args: string[], env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, 'hub', '--host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(env) });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(`no "listening" line within 10 s; stdout: ${stdout}; stderr: ${stderr}`), 10_000);
-    const onExit = (code: number | null): void => fail(`the hub exited (${code}) before listening; stderr: ${stderr}`);
-    const fail = (message: string): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      reject(new Error(message));
-    };
-    child.on('exit', onExit);
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      const line = stdout.split('\n').find((text) => text.includes('"serve-sse hub listening"'));
-      if (line === undefined) return;
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      resolve({ child, url: (JSON.parse(line) as { url: string }).url, stdout: () => stdout });
-    });
-  });
+function start(args: string[], env: Record<string, string> = {}): Promise<StartedHubBin> {
+  return startHubBin(args, { env, children });
 }
 
 async function exitCode(child: ChildProcess, ms: number): Promise<number | null> {

@@ -1,5 +1,5 @@
 /** Plumbing for the hub server tests: servers in-process on 127.0.0.1:0, tokens, logs, requests. */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
@@ -23,6 +23,62 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 /** Kills (SIGKILL, by PID) whichever of `children` still runs: for an after() hook. */
 export function killLeft(children: readonly ChildProcess[]): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** The running bin, from `startHubBin`. */
+export interface StartedHubBin {
+  child: ChildProcess;
+  /** From its "serve-sse hub listening" line. */
+  url: string;
+  /** Everything on stdout so far. */
+  stdout(): string;
+  /** Everything on stderr so far. */
+  stderr(): string;
+}
+
+/** The JSON lines of what the bin wrote on stdout (with --workers, every process's), parsed. */
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * Runs `serve-sse hub --host 127.0.0.1 ...args` (HUB_BIN, with `env` over `cleanEnv()`), adds it
+ * to `children` (for `killLeft`), and resolves once it writes its "serve-sse hub listening" line
+ * (with --workers, the primary's, once every worker listens); rejects if it exits first or writes
+ * no such line within `timeoutMs`.
+ */
+export function startHubBin(
+  args: string[],
+  { env = {}, children, timeoutMs = 10_000 }: { env?: Record<string, string>; children: ChildProcess[]; timeoutMs?: number },
+): Promise<StartedHubBin> {
+  const child = spawn(process.execPath, [HUB_BIN, 'hub', '--host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(env) });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(`no "serve-sse hub listening" line within ${timeoutMs / 1000} s; stdout: ${stdout}; stderr: ${stderr}`), timeoutMs);
+    const onExit = (code: number | null): void => fail(`the hub exited (${code}) before listening; stderr: ${stderr}`);
+    const fail = (message: string): void => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      reject(new Error(message));
+    };
+    child.on('exit', onExit);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      // Whole lines only: a read can end in the middle of one.
+      if (!stdout.endsWith('\n')) return;
+      const line = jsonLines(stdout).find((entry) => entry.msg === 'serve-sse hub listening');
+      if (line === undefined) return;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve({ child, url: line.url as string, stdout: () => stdout, stderr: () => stderr });
+    });
+  });
 }
 
 export const PUBLISHER_KEY = 'publisher-key-for-tests-0123456789abcdef';

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { compareLogIds } from '../../src/backplanes/log-id.js';
 import { openEvents, waitFor, type EventReader } from '../helpers.js';
 import { redisMissing, REDIS_URL, TestKeys } from '../redis.js';
-import { cleanEnv, HUB_BIN, killLeft, PUBLISHER_KEY, publisherToken, send, sign, SUBSCRIBER_KEY, subscriberToken } from './hub-helpers.js';
+import { cleanEnv, HUB_BIN, jsonLines, killLeft, PUBLISHER_KEY, publisherToken, send, sign, startHubBin, SUBSCRIBER_KEY, subscriberToken } from './hub-helpers.js';
 
 const BIN = HUB_BIN;
 const children: ChildProcess[] = [];
@@ -27,39 +27,13 @@ interface Workers {
 }
 
 /** Starts the bin and resolves once the primary says that every worker listens. */
-function startWorkers(args: string[], env: Record<string, string> = {}): Promise<Workers> {
-  const child = spawn(process.execPath, [BIN, 'hub', '--host', '127.0.0.1', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: cleanEnv({ SERVE_SSE_PUBLISHER_KEY: PUBLISHER_KEY, ...env }),
+async function startWorkers(args: string[], env: Record<string, string> = {}): Promise<Workers> {
+  const { child, url, stdout, stderr } = await startHubBin(['--port', '0', ...args], {
+    env: { SERVE_SSE_PUBLISHER_KEY: PUBLISHER_KEY, ...env },
+    children,
+    timeoutMs: 15_000,
   });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const lines = (): Array<Record<string, unknown>> =>
-    stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(`no "serve-sse hub listening" line within 15 s; stdout: ${stdout}; stderr: ${stderr}`), 15_000);
-    const onExit = (code: number | null): void => fail(`the hub exited (${code}) before listening; stderr: ${stderr}`);
-    const fail = (message: string): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      reject(new Error(message));
-    };
-    child.on('exit', onExit);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      if (!stdout.endsWith('\n')) return;
-      const line = lines().find((entry) => entry.msg === 'serve-sse hub listening');
-      if (line === undefined) return;
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      resolve({ child, url: line.url as string, lines, stderr: () => stderr });
-    });
-  });
+  return { child, url, lines: () => jsonLines(stdout()), stderr };
 }
 
 async function exitCode(child: ChildProcess, ms: number): Promise<number | null> {
