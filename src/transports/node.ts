@@ -80,37 +80,43 @@ export class NodeSink implements Sink {
   }
 
   get buffered(): number {
+    // Once the socket is ours, nothing waits in the response (its `writableLength` is its own
+    // `outputSize`, 0 by then, plus the socket's): read the socket's alone, one getter, not three.
+    const socket = this.#socket;
+    if (socket !== undefined) return socket.writableLength;
     return this.#res.writableLength + this.#held;
   }
 
   write(chunk: string | Uint8Array | Payload, notify = false): boolean {
-    // Node drops writes to a destroyed socket without a word (no error, no callback), and 'close'
-    // comes on a later turn: a writer awaiting each send would spin on the dead connection until
-    // then, starving the event loop that would deliver it.
-    const res = this.#res;
-    if (res.destroyed === true || (res.stream ?? res.socket)?.destroyed === true) {
-      this.#owner.gone();
-      return false;
-    }
     const callback = notify ? (this.#afterWrite ??= this.#makeAfterWrite()) : undefined;
     const socket = this.#socket;
-    if (socket === undefined) {
-      const bytes = chunk instanceof Payload ? chunk.bytes : chunk;
-      const accepted = res.write(bytes, callback);
-      if (this.#wrapped && (!accepted || this.#held > 0)) {
-        this.#held += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
-      }
-      if (this.#flushes) res.flush!();
-      // The first write puts the headers on the wire; after it the socket may be ours.
-      if (this.#firstWrite) this.#takeSocket();
-    } else if (chunk instanceof Payload) {
-      socket.write(chunk.framed, callback);
-    } else if (typeof chunk === 'string') {
-      socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
-    } else {
-      socket.write(new Payload(chunk).framed, callback);
+    if (socket !== undefined) {
+      // Node drops writes to a destroyed socket without a word (no error, no callback), and
+      // 'close' comes on a later turn: a writer awaiting each send would spin on the dead
+      // connection until then, starving the event loop that would deliver it. Destroying the
+      // response destroys its socket, so the socket's flag says it for both.
+      if (socket.destroyed) return this.#lost();
+      if (chunk instanceof Payload) socket.write(framedChunk(chunk), callback);
+      else if (typeof chunk === 'string') socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
+      else socket.write(frame(chunk), callback);
+      return true;
     }
+    const res = this.#res;
+    if (res.destroyed === true || (res.stream ?? res.socket)?.destroyed === true) return this.#lost();
+    const bytes = chunk instanceof Payload ? chunk.bytes : chunk;
+    const accepted = res.write(bytes, callback);
+    if (this.#wrapped && (!accepted || this.#held > 0)) {
+      this.#held += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+    }
+    if (this.#flushes) res.flush!();
+    // The first write puts the headers on the wire; after it the socket may be ours.
+    if (this.#firstWrite) this.#takeSocket();
     return true;
+  }
+
+  #lost(): false {
+    this.#owner.gone();
+    return false;
   }
 
   cork(): void {
@@ -154,6 +160,25 @@ export class NodeSink implements Sink {
       owner.flushed();
     };
   }
+}
+
+/**
+ * The payload as one HTTP/1.1 chunk, built once for every socket it goes to. A Buffer: given a
+ * plain Uint8Array, `socket.write` would wrap it in a new Buffer on every call.
+ */
+function framedChunk(payload: Payload): Uint8Array {
+  return (payload.framed ??= frame(payload.bytes));
+}
+
+/** `<size in hex>\r\n<bytes>\r\n`: the chunked transfer-coding of `bytes`. */
+function frame(bytes: Uint8Array): Buffer {
+  const size = bytes.byteLength.toString(16);
+  const framed = Buffer.allocUnsafe(size.length + 2 + bytes.byteLength + 2);
+  let at = framed.write(size, 0, 'latin1');
+  at += framed.write('\r\n', at, 'latin1');
+  framed.set(bytes, at);
+  framed.write('\r\n', at + bytes.byteLength, 'latin1');
+  return framed;
 }
 
 /**
