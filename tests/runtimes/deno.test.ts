@@ -8,11 +8,8 @@
  * under which it aborts only when the client goes.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { assertBuilt, haveRuntime, runFixture } from './runtime.js';
+import { assertBuilt, haveRuntime, runFixture, sseServer } from './runtime.js';
 import { defineClientTest, defineServerTests, serverSuite } from './suite.js';
 
 const LEGACY_NOTICE = /request\.signal aborts on successful responses \(legacy behavior\)/g;
@@ -39,22 +36,11 @@ defineClientTest('deno', legacy.runtime);
 test('deno: two serve-sse/client instances of one URL share one connection', { timeout: 30_000 }, async (t) => {
   if (!haveRuntime(t, 'deno', legacy.runtime, 'serve-sse/client sharing')) return;
   assertBuilt();
-  const open: ServerResponse[] = [];
-  const server = createServer((req, res) => {
-    open.push(res);
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const { origin, responses: open } = await sseServer(t, (req, res) => {
     res.write('id: 1\ndata: one\n\n');
     setTimeout(() => res.write('id: 2\ndata: two\n\n'), 200);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    for (const res of open) res.destroy();
-    server.close();
-    // A socket the runtime opened but never used would hold close() (and this file) open.
-    server.closeAllConnections();
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/shared`;
+  const url = `${origin}/shared`;
   const run = await runFixture(legacy.runtime, 'client-shared.mjs', [url], 15_000);
   assert.equal(run.code, 0, `exited with ${run.code ?? run.signal}\n${run.stderr}`);
   const lines = run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { source: string; data: string; lastEventId: string });

@@ -13,8 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -183,6 +185,41 @@ export function runFixture(runtime: Runtime, script: string, args: string[], ms:
       resolve({ code, signal, stdout, stderr, ms: Math.round(performance.now() - started) });
     });
   });
+}
+
+export interface HandServer {
+  /** `http://127.0.0.1:<port>`. */
+  origin: string;
+  /** Every response it has opened, in order. */
+  responses: ServerResponse[];
+}
+
+/**
+ * A Node event-stream server written by hand (independent of the library), for serve-sse/client
+ * under the runtime, on 127.0.0.1 and a free port: every request gets a 200 `text/event-stream`
+ * head (with `headers`), then `respond` writes the stream. After the test, every response is
+ * destroyed and the server closed.
+ */
+export async function sseServer(
+  t: TestContext,
+  respond: (req: IncomingMessage, res: ServerResponse) => void,
+  headers: Record<string, string> = {},
+): Promise<HandServer> {
+  const responses: ServerResponse[] = [];
+  const server = createServer((req, res) => {
+    responses.push(res);
+    res.writeHead(200, { 'content-type': 'text/event-stream', ...headers });
+    respond(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const res of responses) res.destroy();
+    server.close();
+    // A socket the runtime opened but never used would hold close() (and this file) open.
+    server.closeAllConnections();
+  });
+  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, responses };
 }
 
 export interface TimedEvent extends EventSourceMessage {

@@ -4,9 +4,6 @@
  * running under the runtime against a Node server.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test, type TestContext } from 'node:test';
 import {
   assertBuilt,
@@ -17,6 +14,7 @@ import {
   poll,
   runFixture,
   sleep,
+  sseServer,
   startFixture,
   type Fixture,
   type Runtime,
@@ -218,30 +216,23 @@ export function defineClientTest(name: RuntimeName, runtime: Runtime | undefined
     if (!haveRuntime(t, name, runtime, 'serve-sse/client')) return;
     assertBuilt();
     const requests: Array<{ lastEventId: string | undefined; accept: string | undefined; closedAt?: number }> = [];
-    const open: ServerResponse[] = [];
-    const server = createServer((req, res) => {
-      const record: (typeof requests)[number] = { lastEventId: req.headers['last-event-id'] as string | undefined, accept: req.headers.accept };
-      requests.push(record);
-      res.on('close', () => (record.closedAt = performance.now()));
-      open.push(res);
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-      if (requests.length === 1) {
-        res.write('retry: 100\n\nid: 1\ndata: one\n\n');
-        // The server drops the connection, mid-stream.
-        setTimeout(() => res.destroy(), 100);
-      } else {
-        res.write(`id: ${requests.length}\ndata: ${requests.length === 2 ? 'two' : 'again'}\n\n`);
-      }
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    t.after(() => {
-      for (const res of open) res.destroy();
-      server.close();
-      // A socket the runtime opened but never used would hold close() (and this file) open.
-      server.closeAllConnections();
-    });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+    const { origin } = await sseServer(
+      t,
+      (req, res) => {
+        const record: (typeof requests)[number] = { lastEventId: req.headers['last-event-id'] as string | undefined, accept: req.headers.accept };
+        requests.push(record);
+        res.on('close', () => (record.closedAt = performance.now()));
+        if (requests.length === 1) {
+          res.write('retry: 100\n\nid: 1\ndata: one\n\n');
+          // The server drops the connection, mid-stream.
+          setTimeout(() => res.destroy(), 100);
+        } else {
+          res.write(`id: ${requests.length}\ndata: ${requests.length === 2 ? 'two' : 'again'}\n\n`);
+        }
+      },
+      { 'cache-control': 'no-store' },
+    );
+    const url = `${origin}/events`;
     const run = await runFixture(runtime, 'client.mjs', [url], 15_000);
     const lines = run.stdout
       .split('\n')
