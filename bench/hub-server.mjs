@@ -112,19 +112,33 @@ export function processCpuUs(pid) {
   }
 }
 
-export function scrape(port) {
+/** The hub's `/metrics` text. */
+function metricsText(port) {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (chunk) => (text += chunk));
-        res.on('end', () => {
-          const value = (name) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').find((line) => line.startsWith(`${name} `)) ?? '')?.[2]);
-          resolve({ connections: value('serve_sse_connections'), published: value('serve_sse_published_total'), evicted: value('serve_sse_evicted_total'), dropped: value('serve_sse_dropped_total'), replayed: value('serve_sse_replayed_total'), history: value('serve_sse_history_events') });
-        });
+        res.on('end', () => resolve(text));
       })
       .on('error', reject);
   });
+}
+
+/**
+ * A metric in a `/metrics` text: its sample (`name value`), or its labelled samples
+ * (`name{worker="1"} value`, one per worker with --workers) summed; NaN if it has none.
+ */
+export function metricTotal(text, name) {
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((match) => Number(match[1]));
+  return values.length === 0 ? NaN : values.reduce((total, value) => total + value, 0);
+}
+
+/** The hub's figures from `/metrics`: with --workers, every worker's together. */
+export async function scrape(port) {
+  const text = await metricsText(port);
+  const value = (name) => metricTotal(text, name);
+  return { connections: value('serve_sse_connections'), published: value('serve_sse_published_total'), evicted: value('serve_sse_evicted_total'), dropped: value('serve_sse_dropped_total'), replayed: value('serve_sse_replayed_total'), history: value('serve_sse_history_events') };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

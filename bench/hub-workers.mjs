@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { Child } from './lib/child.mjs';
-import { KEY, startHub, stopProcess } from './hub-server.mjs';
+import { KEY, scrape, startHub, stopProcess } from './hub-server.mjs';
 import { nowUs, payload } from './servers/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,22 +64,6 @@ function cpuUs(pid) {
 
 const sum = (values) => values.reduce((total, value) => total + value, 0);
 
-/** A metric summed over every sample (every worker's, with --workers). */
-function scrapeSum(port, name) {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk) => (text += chunk));
-        res.on('end', () => {
-          const pattern = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm');
-          resolve(sum([...text.matchAll(pattern)].map((match) => Number(match[1]))));
-        });
-      })
-      .on('error', reject);
-  });
-}
-
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 function post(port, token, body) {
   return new Promise((resolve) => {
@@ -115,7 +99,8 @@ async function runRow({ workers, connections }, token) {
     const connected = sum(opened.map((result) => result.connected));
     const deadline = Date.now() + 30_000;
     let counted = 0;
-    while ((counted = await scrapeSum(hub.port, 'serve_sse_connections')) < connected && Date.now() < deadline) await sleep(200);
+    // Every worker's connections; 0, not NaN, without the metric, so that the wait goes on.
+    while ((counted = (await scrape(hub.port)).connections || 0) < connected && Date.now() < deadline) await sleep(200);
     await sleep(2000);
     const perProcess = pids.map(rssBytes);
     const rssAfter = sum(perProcess);
