@@ -139,18 +139,28 @@ export type NodeEntry = (
  * lifecycle live here once; what differs between serveSse and a hub is only the opener.
  */
 export function createSseHandler(settings: Settings, open: Opener): SseHandler {
-  const serve = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next: NextFunction | undefined, logger: Logger): Promise<void> =>
-    serveNode(settings, logger, open, req, res as NodeResponse, next).catch((error: unknown) => {
-      // Only a bug or a broken response gets here (a header value Node refuses, say).
-      logger.error(error, 'serve-sse: could not answer the request');
-      try {
-        if (!res.headersSent) (res as NodeResponse).writeHead(500);
-        (res as NodeResponse).end();
-      } catch {
-        // A response too broken to end: only dropping the connection is left.
-        (res as NodeResponse).destroy();
-      }
-    });
+  const failedToAnswer = (res: NodeResponse, logger: Logger, error: unknown): void => {
+    // Only a bug or a broken response gets here (a header value Node refuses, say).
+    logger.error(error, 'serve-sse: could not answer the request');
+    try {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    } catch {
+      // A response too broken to end: only dropping the connection is left.
+      res.destroy();
+    }
+  };
+  // Synchronous unless onConnect or the socket makes it wait: a stream that opens at once costs
+  // no promise.
+  const serve = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next: NextFunction | undefined, logger: Logger): Promise<void> => {
+    try {
+      const pending = serveNode(settings, logger, open, req, res as NodeResponse, next);
+      if (pending !== undefined) return pending.catch((error: unknown) => failedToAnswer(res as NodeResponse, logger, error));
+    } catch (error) {
+      failedToAnswer(res as NodeResponse, logger, error);
+    }
+    return ANSWERED;
+  };
   const handler = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next?: NextFunction): void => {
     void serve(req, res, next, settings.logger);
   };
@@ -258,6 +268,9 @@ function negotiate(settings: Settings, logger: Logger, request: SseRequest): Con
   return Promise.resolve(result).then(finish, (error: unknown) => finish(failedResult(logger, error)));
 }
 
+/** What `serve` resolves with once the answer has started synchronously. */
+const ANSWERED: Promise<void> = Promise.resolve();
+
 const INTERNAL_ERROR = { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Internal Server Error' };
 
 function failed(logger: Logger, error: unknown): ConnectAnswer {
@@ -282,18 +295,31 @@ function start(settings: Settings, logger: Logger, open: Opener, connection: Sse
   open(connection, logger);
 }
 
-async function serveNode(
+/** Answers a Node request: synchronously when nothing makes it wait, else with a promise of the answer. */
+function serveNode(
   settings: Settings,
   logger: Logger,
   open: Opener,
   req: IncomingMessage | Http2ServerRequest,
   res: NodeResponse,
   next: NextFunction | undefined,
-): Promise<void> {
+): Promise<void> | undefined {
   const negotiated = negotiate(settings, logger, req);
-  const answer = isThenable(negotiated) ? await negotiated : negotiated;
+  if (isThenable(negotiated)) return negotiated.then((answer) => answerNode(settings, logger, open, req, res, next, answer));
+  return answerNode(settings, logger, open, req, res, next, negotiated);
+}
+
+function answerNode(
+  settings: Settings,
+  logger: Logger,
+  open: Opener,
+  req: IncomingMessage | Http2ServerRequest,
+  res: NodeResponse,
+  next: NextFunction | undefined,
+  answer: ConnectAnswer,
+): Promise<void> | undefined {
   // The client may have left while onConnect was deciding: then there is nobody to answer.
-  if (res.destroyed === true || res.writableEnded) return;
+  if (res.destroyed === true || res.writableEnded) return undefined;
   if (res.headersSent) {
     const error = new Error('serve-sse: the response headers were already sent, so no event stream can start; mount the SSE handler before anything that writes the response');
     if (next !== undefined) next(error);
@@ -301,17 +327,22 @@ async function serveNode(
       logger.error(error, error.message);
       res.end();
     }
-    return;
+    return undefined;
   }
   // HEAD asks what a GET would get (Fastify routes every GET's HEAD here): the head, no stream.
   if (answer.status !== 200 || req.method === 'HEAD') {
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
-    return;
+    return undefined;
   }
   // Pipelined behind another response: the stream starts once it has the connection, if ever.
   const owned = whenResponseHasSocket(req, res);
-  if (owned !== true && !(await owned)) return;
+  if (owned !== true) return owned.then((has) => (has ? openNode(settings, logger, open, req, res, answer) : undefined));
+  openNode(settings, logger, open, req, res, answer);
+  return undefined;
+}
+
+function openNode(settings: Settings, logger: Logger, open: Opener, req: IncomingMessage | Http2ServerRequest, res: NodeResponse, answer: ConnectAnswer): void {
   const connection = openConnection(settings, req);
   connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);

@@ -89,7 +89,7 @@ export class NodeSink implements Sink {
 
   write(chunk: string | Uint8Array | Payload, notify = false): boolean {
     const callback = notify ? (this.#afterWrite ??= this.#makeAfterWrite()) : undefined;
-    const socket = this.#socket;
+    const socket = this.#socket ?? (this.#firstWrite ? this.#takeSocket() : undefined);
     if (socket !== undefined) {
       // Node drops writes to a destroyed socket without a word (no error, no callback), and
       // 'close' comes on a later turn: a writer awaiting each send would spin on the dead
@@ -109,8 +109,6 @@ export class NodeSink implements Sink {
       this.#held += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
     }
     if (this.#flushes) res.flush!();
-    // The first write puts the headers on the wire; after it the socket may be ours.
-    if (this.#firstWrite) this.#takeSocket();
     return true;
   }
 
@@ -136,13 +134,27 @@ export class NodeSink implements Sink {
     this.#res.destroy();
   }
 
-  #takeSocket(): void {
+  /**
+   * At the first write: puts the head on the wire, and hands over the socket when writes may go to
+   * it directly (HTTP/1.1 chunked, `res.write` not wrapped by middleware that must see every
+   * byte). The head leaves on its own, as one string, which flattens it as it is written; the
+   * first chunk follows it straight to the socket, in the same system call (corked).
+   */
+  #takeSocket(): Socket | undefined {
     this.#firstWrite = false;
     const res = this.#res;
-    compactHead(res);
-    if (res instanceof ServerResponse && res.write === nativeWrite && res.chunkedEncoding && res.socket !== null) {
-      this.#socket = res.socket;
+    if (res instanceof ServerResponse && res.write === nativeWrite && res.chunkedEncoding && res.socket !== null && !res.socket.destroyed) {
+      const socket = res.socket;
+      // Uncorked on the next tick, as Node does for a first write: a replay queued in this turn
+      // leaves with the head.
+      socket.cork();
+      process.nextTick(uncork, socket);
+      res.flushHeaders();
+      return (this.#socket = socket);
     }
+    // Written by `res.write`, with the first chunk: the head kept is then the tree, flattened here.
+    queueMicrotask(() => compactHead(res));
+    return undefined;
   }
 
   readonly #drained = (): void => {
@@ -160,6 +172,10 @@ export class NodeSink implements Sink {
       owner.flushed();
     };
   }
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
 }
 
 /**
