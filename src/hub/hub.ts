@@ -13,6 +13,7 @@ import { CatchUp, type Waiter } from './catch-up.js';
 import { FanOut, Subscriber, type Extra } from './fanout.js';
 import { History, type HistoryEntry, type Since } from './history.js';
 import type { Interest } from './interest.js';
+import { queryTopics } from './query-topics.js';
 
 export interface HubOptions {
   /** Events kept for replay. Default 1 000; 0 keeps none. */
@@ -656,24 +657,7 @@ function checkTopics(topics: unknown, where: string): string[] {
 const CHOSEN = Symbol('serve-sse.topics');
 type Chosen = SseRequest & { [CHOSEN]?: string[] | undefined };
 
-function queryTopics(request: SseRequest): string[] {
-  const url = request.url ?? '';
-  const start = url.indexOf('?');
-  if (start === -1) return [];
-  const query = url.slice(start + 1);
-  // Anything to decode (or a second '?', which URLSearchParams skips): the form rules in full.
-  if (ENCODED.test(query)) return new URLSearchParams(query).getAll('topic').filter((t) => t !== '');
-  // The common query, `topic=a&topic=b` with nothing to decode, read as URLSearchParams would
-  // read it at a fraction of the cost, for every connection of a reconnection wave.
-  const topics: string[] = [];
-  for (const pair of query.split('&')) {
-    if (pair.length > TOPIC_KEY.length && pair.startsWith(TOPIC_KEY)) topics.push(pair.slice(TOPIC_KEY.length));
-  }
-  return topics;
-}
 
-const TOPIC_KEY = 'topic=';
-const ENCODED = /[%+]|^\?/;
 
 function hubOptionError(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
