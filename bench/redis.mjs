@@ -144,8 +144,14 @@ async function measure({ publisher, reader, client, connected, within }, { event
   const notes = [];
   await client.request('expect', { deliveries: connected * events });
   const complete = client.waitFor('complete', within(TIMEOUT.delivery));
+  // CPU of each process from the first publish to the last delivery: where a cluster's cost goes.
+  if (reader !== publisher) await reader.request('cpuStart');
+  const redisBefore = await redisCpuUs();
   const run = await publisher.request('run', { events, size: PAYLOAD, intervalMs }, within(TIMEOUT.delivery) + 5_000);
   if (!(await complete)) notes.push('timed out waiting for every delivery');
+  const redisUs = (await redisCpuUs()) - redisBefore;
+  const publisherCpu = await publisher.request('cpu');
+  const readerCpu = reader === publisher ? publisherCpu : await reader.request('cpu');
   const got = await client.request('report');
   const stats = await reader.request('stats');
   if (stats?.evicted) notes.push(`the reading instance evicted ${stats.evicted} slow clients`);
@@ -161,9 +167,31 @@ async function measure({ publisher, reader, client, connected, within }, { event
     publishSeconds: (run.lastUs - run.firstUs) / 1e6,
     latencyMs: { p50: ms(got.latencyUs.p50), p99: ms(got.latencyUs.p99), max: ms(got.latencyUs.max), samples: got.latencyUs.samples },
     clientCpuUs: got.cpuUs,
+    // µs of CPU per event published: the publishing instance, the reading one (the same process
+    // in A→A and memory), and redis-server (INFO cpu; null if it would not say).
+    cpuUsPerEvent: {
+      publisher: publisherCpu.totalUs / events,
+      reader: reader === publisher ? null : readerCpu.totalUs / events,
+      redis: Number.isFinite(redisUs) ? redisUs / events : null,
+    },
     stats,
     notes,
   };
+}
+
+/** redis-server's own CPU so far (user + system, µs), from INFO cpu; NaN if it cannot be read. */
+async function redisCpuUs() {
+  const redis = new Redis(REDIS_URL, { connectTimeout: 2000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  redis.on('error', () => {});
+  try {
+    const info = await redis.info('cpu');
+    const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
+  } catch {
+    return NaN;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 const int = (v) => Math.round(v).toLocaleString('en-US');
@@ -174,7 +202,15 @@ const METRICS = [
   { name: 'publish-to-receive p50 ms ↓', get: (r) => r.latencyMs?.p50, format: fixed(2) },
   { name: 'publish-to-receive p99 ms ↓', get: (r) => r.latencyMs?.p99, format: fixed(2) },
   { name: 'delivered % ↑', get: (r) => r.deliveredPct, format: fixed(1) },
+  { name: 'CPU µs/event: publisher + reader + redis ↓', get: (r) => cpuPerEvent(r), format: fixed(1) },
 ];
+
+/** The machine's CPU per event across the processes that carry it (the memory hub: one process). */
+function cpuPerEvent(r) {
+  const cpu = r.cpuUsPerEvent;
+  if (cpu === undefined) return undefined;
+  return cpu.publisher + (cpu.reader ?? 0) + (r.variant.startsWith('redis') ? (cpu.redis ?? NaN) : 0);
+}
 
 /** One markdown table: a row per scenario and metric, a column per variant. */
 export function renderRedisTable({ skipped, results }) {

@@ -64,8 +64,17 @@ export interface RedisBackplaneOptions {
 const BATCH = 1000;
 /** How long one XREAD waits for new entries before asking again. */
 const BLOCK_MS = 5000;
-/** An XREAD answered sooner than this (ms) means a busy stream: the next one waits as long. */
-const READ_GATHER_MS = 1;
+/** An XREAD answered with entries sooner than this (ms), or with more than one, means a busy stream. */
+const BUSY_REPLY_MS = 1;
+/**
+ * How long (ms) the next XREAD of a busy stream waits to gather what comes: the first time 1 ms,
+ * doubled while the stream stays busy, up to this. A round trip to Redis costs a reader about as
+ * much CPU as writing one batch to a hundred clients, and each read is a batch the hub writes to
+ * every client: at thousands of events a second, fewer reads with more in each is what keeps an
+ * instance from falling behind. A stream read at the pace of its events (an XREAD that had to
+ * wait) is read without delay.
+ */
+const READ_GATHER_MAX_MS = 4;
 /** Reconnection backoff, capped so that an instance catches up soon after Redis is back. */
 const RETRY_CAP_MS = 1000;
 /**
@@ -172,6 +181,8 @@ class RedisLog implements Backplane {
   /** Ends the reader's current wait (for Redis, or between retries): set while it waits. */
   #wake: (() => void) | undefined;
   #down = false;
+  /** The next wait between the XREADs of a busy stream (see READ_GATHER_MAX_MS); 0 when it is not busy. */
+  #gatherMs = 0;
   /**
    * While the writer's first connection attempt is in progress (until it is ready, fails, or the
    * open times out): publications made meanwhile wait for it.
@@ -593,11 +604,17 @@ class RedisLog implements Backplane {
     if (this.#closed) return;
     const entries = readEntries(reply);
     for (const entry of entries) this.#deliver(entry);
-    // Entries were there at once: they are coming faster than one read each. The next read waits
-    // for a timer tick (about a millisecond), so that it brings what came meanwhile in one reply,
-    // and the hub writes it to each client at once, rather than a read (and a write per client)
-    // for every entry or two. A full reply is a backlog: read on at once.
-    if (entries.length > 0 && entries.length < BATCH && performance.now() - asked < READ_GATHER_MS) await this.#waitFor(reader, READ_GATHER_MS);
+    // Entries were there at once, or several had come since the last read: they are coming faster
+    // than one read each. The next read waits a
+    // moment (longer while it stays so, see READ_GATHER_MAX_MS), so that it brings what came
+    // meanwhile in one reply, and the hub writes it to each client at once, rather than a read
+    // (and a write per client) for every entry or two. A full reply is a backlog: read on at once.
+    if (entries.length > 0 && entries.length < BATCH && (entries.length > 1 || performance.now() - asked < BUSY_REPLY_MS)) {
+      this.#gatherMs = Math.min(READ_GATHER_MAX_MS, Math.max(1, 2 * this.#gatherMs));
+      await this.#waitFor(reader, this.#gatherMs);
+    } else {
+      this.#gatherMs = 0;
+    }
   }
 
   /**
