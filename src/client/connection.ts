@@ -169,9 +169,14 @@ async function read(body: ReadableStream<Uint8Array>, stall: Stall, feed: (text:
   }
 }
 
-/** Aborts the fetch when no byte has come for `ms`. */
+/**
+ * Aborts the fetch when no byte has come for `ms`. A chunk only notes its time: one timer runs per
+ * `ms` and, when it fires early for the latest chunk, waits out the rest, rather than a timer
+ * cleared and set again for every chunk read.
+ */
 class Stall {
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #last = 0;
 
   constructor(
     readonly ms: number,
@@ -182,11 +187,18 @@ class Stall {
 
   arm(): void {
     if (this.ms <= 0) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.abort.abort(), this.ms);
+    this.#last = performance.now();
+    this.#timer ??= setTimeout(this.#check, this.ms);
   }
 
   clear(): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
+
+  readonly #check = (): void => {
+    const left = this.#last + this.ms - performance.now();
+    this.#timer = left > 0 ? setTimeout(this.#check, left) : undefined;
+    if (left <= 0) this.abort.abort();
+  };
 }
