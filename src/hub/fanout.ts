@@ -158,6 +158,9 @@ export class FanOut {
   #scheduled = false;
   #flushedAt = -Infinity;
   #round = 0;
+  /** The last key looked up in the flush's shares, and its share. */
+  #lastKey: string | undefined;
+  #lastShare: Share | undefined;
 
   constructor(report: DeliveryReport, dropReset: DropReset) {
     this.report = report;
@@ -260,6 +263,8 @@ export class FanOut {
     const mark = ++this.#round;
     // Per topic set, the bytes every subscriber that had everything before this batch gets.
     const shared = new Map<string, Share>();
+    this.#lastKey = undefined;
+    this.#lastShare = undefined;
     for (const entry of batch) {
       for (const topic of entry.topics) {
         const group = this.#byTopic.get(topic);
@@ -270,6 +275,7 @@ export class FanOut {
         }
       }
     }
+    this.#lastShare = undefined;
     this.#flushedAt = performance.now();
   };
 
@@ -283,10 +289,16 @@ export class FanOut {
 
   #deliver(subscriber: Subscriber, batch: HistoryEntry[], shared: Map<string, Share>): void {
     const whole = subscriber.since < batch[0]!.seq;
-    let share = whole ? shared.get(subscriber.key) : undefined;
-    if (share === undefined) {
+    let share: Share | undefined;
+    if (whole) {
+      // Subscribers of one topic mostly share one key: the last share found is the likely one.
+      const key = subscriber.key;
+      share = key === this.#lastKey ? this.#lastShare : shared.get(key);
+      if (share === undefined) shared.set(key, (share = select(batch, subscriber)));
+      this.#lastKey = key;
+      this.#lastShare = share;
+    } else {
       share = select(batch, subscriber);
-      if (whole) shared.set(subscriber.key, share);
     }
     subscriber.since = batch[batch.length - 1]!.seq;
     if (share.events === 0) return;
