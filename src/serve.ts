@@ -154,7 +154,7 @@ export function createSseHandler(settings: Settings, open: Opener): SseHandler {
   // no promise.
   const serve = (req: IncomingMessage | Http2ServerRequest, res: NodeServerResponse, next: NextFunction | undefined, logger: Logger): Promise<void> => {
     try {
-      const pending = serveNode(settings, logger, open, req, res as NodeResponse, next);
+      const pending = serveNode({ settings, logger, open, req, res: res as NodeResponse, next });
       if (pending !== undefined) return pending.catch((error: unknown) => failedToAnswer(res as NodeResponse, logger, error));
     } catch (error) {
       failedToAnswer(res as NodeResponse, logger, error);
@@ -283,7 +283,6 @@ function failedResult(logger: Logger, error: unknown): ConnectResult {
   return INTERNAL_ERROR;
 }
 
-
 function openConnection(settings: Settings, request: SseRequest): SseConnection {
   return new SseConnection(request, lastEventIdOf(request, settings.maxLastEventIdLength), settings);
 }
@@ -295,36 +294,32 @@ function start(settings: Settings, logger: Logger, open: Opener, connection: Sse
   open(connection, logger);
 }
 
-/** Answers a Node request: synchronously when nothing makes it wait, else with a promise of the answer. */
-function serveNode(
-  settings: Settings,
-  logger: Logger,
-  open: Opener,
-  req: IncomingMessage | Http2ServerRequest,
-  res: NodeResponse,
-  next: NextFunction | undefined,
-): Promise<void> | undefined {
-  const negotiated = negotiate(settings, logger, req);
-  if (isThenable(negotiated)) return negotiated.then((answer) => answerNode(settings, logger, open, req, res, next, answer));
-  return answerNode(settings, logger, open, req, res, next, negotiated);
+/** One Node request being answered: what every step of the answer needs. */
+interface NodeCall {
+  readonly settings: Settings;
+  readonly logger: Logger;
+  readonly open: Opener;
+  readonly req: IncomingMessage | Http2ServerRequest;
+  readonly res: NodeResponse;
+  readonly next: NextFunction | undefined;
 }
 
-function answerNode(
-  settings: Settings,
-  logger: Logger,
-  open: Opener,
-  req: IncomingMessage | Http2ServerRequest,
-  res: NodeResponse,
-  next: NextFunction | undefined,
-  answer: ConnectAnswer,
-): Promise<void> | undefined {
+/** Answers a Node request: synchronously when nothing makes it wait, else with a promise of the answer. */
+function serveNode(call: NodeCall): Promise<void> | undefined {
+  const negotiated = negotiate(call.settings, call.logger, call.req);
+  if (isThenable(negotiated)) return negotiated.then((answer) => answerNode(call, answer));
+  return answerNode(call, negotiated);
+}
+
+function answerNode(call: NodeCall, answer: ConnectAnswer): Promise<void> | undefined {
+  const { req, res, next } = call;
   // The client may have left while onConnect was deciding: then there is nobody to answer.
   if (res.destroyed === true || res.writableEnded) return undefined;
   if (res.headersSent) {
     const error = new Error('serve-sse: the response headers were already sent, so no event stream can start; mount the SSE handler before anything that writes the response');
     if (next !== undefined) next(error);
     else {
-      logger.error(error, error.message);
+      call.logger.error(error, error.message);
       res.end();
     }
     return undefined;
@@ -337,12 +332,12 @@ function answerNode(
   }
   // Pipelined behind another response: the stream starts once it has the connection, if ever.
   const owned = whenResponseHasSocket(req, res);
-  if (owned !== true) return owned.then((has) => (has ? openNode(settings, logger, open, req, res, answer) : undefined));
-  openNode(settings, logger, open, req, res, answer);
+  if (owned !== true) return owned.then((has) => (has ? openNode(call, answer) : undefined));
+  openNode(call, answer);
   return undefined;
 }
 
-function openNode(settings: Settings, logger: Logger, open: Opener, req: IncomingMessage | Http2ServerRequest, res: NodeResponse, answer: ConnectAnswer): void {
+function openNode({ settings, logger, open, req, res }: NodeCall, answer: ConnectAnswer): void {
   const connection = openConnection(settings, req);
   connection.attach(new NodeSink(res, connection));
   res.writeHead(200, answer.headers);
