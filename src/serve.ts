@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { acceptStream, checkConnectResult, type ConnectAnswer, type ConnectResult, type OnConnect } from './connect.js';
 import { isThenable } from './thenable.js';
-import { resolveCors, withCorsHeaders, type Cors, type CorsOption } from './cors.js';
+import { resolveCors, withCorsHeaders, type Cors, type CorsOption, type CorsVerdict } from './cors.js';
 import { formatRetry } from './format.js';
 import { sharedHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULT_MAX_LAST_EVENT_ID_LENGTH, lastEventIdOf } from './last-event-id.js';
@@ -11,6 +11,7 @@ import { sharedSlowWatch, type SlowWatch } from './slow-clients.js';
 import { SseConnection, type SlowClientPolicy, type SseRequest } from './stream.js';
 import { NodeSink, whenResponseHasSocket, type NodeResponse } from './transports/node.js';
 import { WebSink } from './transports/web.js';
+import { Payload } from './transports/payload.js';
 import { runWriter, type StreamWriter } from './writer.js';
 
 export type { StreamWriter } from './writer.js';
@@ -88,7 +89,8 @@ export interface Settings {
   heartbeat: Heartbeat | undefined;
   /** One function for every connection of the handler, rather than a closure each. */
   leaveHeartbeat: ((connection: SseConnection) => void) | undefined;
-  opening: string;
+  /** The first bytes of every stream, framed once for all of them. */
+  opening: Payload;
   highWaterMark: number;
   maxBuffered: number;
   slowWatch: SlowWatch;
@@ -218,7 +220,7 @@ export function resolveSettings(options: ServeSseOptions<never>): Settings {
     leaveHeartbeat: heartbeat === undefined ? undefined : (connection) => heartbeat.delete(connection),
     // The first bytes go out at once: they push the headers through buffering proxies and beat
     // first-byte timeouts. A retry hint, when there is one, serves; else an empty comment.
-    opening: retry === undefined ? ':\n\n' : `retry: ${formatRetry(retry)}\n\n`,
+    opening: new Payload(new TextEncoder().encode(retry === undefined ? ':\n\n' : `retry: ${formatRetry(retry)}\n\n`)),
     highWaterMark,
     maxBuffered: maxBuffered ?? Math.max(DEFAULT_MAX_BUFFERED, 2 * highWaterMark),
     slowWatch: sharedSlowWatch(slowClientTimeout),
@@ -247,25 +249,30 @@ function optionError(name: string, expected: string, value: unknown): TypeError 
 function negotiate(settings: Settings, logger: Logger, request: SseRequest): ConnectAnswer | Promise<ConnectAnswer> {
   const cors = settings.cors?.check(request);
   if (cors?.kind === 'answer') return cors;
-  const finish = (result: ConnectResult): ConnectAnswer => {
-    let answer: ConnectAnswer;
-    try {
-      answer = checkConnectResult(result, request);
-    } catch (error) {
-      answer = failed(logger, error);
-    }
-    // On every answer, refusals included, so that a cross-origin client can read why.
-    if (cors !== undefined) answer.headers = withCorsHeaders(cors.headers, answer.headers);
-    return answer;
-  };
   let result: ConnectResult | Promise<ConnectResult>;
   try {
     result = settings.onConnect(request);
   } catch (error) {
-    return finish(failedResult(logger, error));
+    return settle(logger, request, cors, failedResult(logger, error));
   }
-  if (!isThenable(result)) return finish(result);
-  return Promise.resolve(result).then(finish, (error: unknown) => finish(failedResult(logger, error)));
+  if (!isThenable(result)) return settle(logger, request, cors, result);
+  return Promise.resolve(result).then(
+    (answer) => settle(logger, request, cors, answer),
+    (error: unknown) => settle(logger, request, cors, failedResult(logger, error)),
+  );
+}
+
+/** What onConnect returned, checked (a 500 if it is wrong), with the CORS headers. */
+function settle(logger: Logger, request: SseRequest, cors: CorsVerdict | undefined, result: ConnectResult): ConnectAnswer {
+  let answer: ConnectAnswer;
+  try {
+    answer = checkConnectResult(result, request);
+  } catch (error) {
+    answer = failed(logger, error);
+  }
+  // On every answer, refusals included, so that a cross-origin client can read why.
+  if (cors !== undefined) answer.headers = withCorsHeaders(cors.headers, answer.headers);
+  return answer;
 }
 
 /** What `serve` resolves with once the answer has started synchronously. */
