@@ -2,6 +2,8 @@
 // `--only=hub-server` runs only the hub-server section (bench/hub-server.mjs), which runs by default too.
 // `--only=redis` runs only the redis section (bench/redis.mjs: hub instances sharing Redis), likewise.
 // `--only=mercure` runs only the Mercure section (bench/mercure.mjs: the Mercure endpoint against the native hub), likewise.
+// `--only=hub-workers` runs only the hub-workers section (bench/hub-workers.mjs: `serve-sse hub --workers N`
+// against --workers 1, up to 50,000 connections; minutes), likewise.
 //
 // For every scenario and every variant it starts a fresh server process and a fresh client
 // process (so no run inherits another's heap, JIT state or sockets), drives them over IPC,
@@ -16,6 +18,7 @@ import { Child, killAll, runMain } from './lib/child.mjs';
 import { renderTable } from './lib/table.mjs';
 import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
 import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
+import { hubWorkersCaption, hubWorkersPlan, renderHubWorkersTable, runHubWorkersSection, SECTION as HUB_WORKERS } from './hub-workers.mjs';
 import { mercureConnections, renderMercureTable, runMercureSection, SECTION as MERCURE } from './mercure.mjs';
 import { clientSize, CLIENT_SIZE_BUDGET } from './client-size.mjs';
 import { reconnectStorms, renderReconnectTable, runReconnectStorm } from './reconnect.mjs';
@@ -42,19 +45,20 @@ const PAYLOAD = 64;
 // Configuration
 
 function parseFlags(argv) {
-  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true, redis: true, mercure: true };
+  const flags = { quick: false, big: false, only: VARIANTS, hubServer: true, hubWorkers: true, redis: true, mercure: true };
   for (const arg of argv) {
     if (arg === '--quick') flags.quick = true;
     else if (arg === '--big') flags.big = true;
     else if (arg.startsWith('--scenario=')) flags.scenario = arg.slice('--scenario='.length);
     else if (arg.startsWith('--only=')) {
       flags.only = arg.slice('--only='.length).split(',').filter(Boolean);
-      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER && v !== REDIS && v !== MERCURE);
-      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER},${REDIS},${MERCURE})`);
+      const unknown = flags.only.filter((v) => !VARIANTS.includes(v) && v !== HUB_SERVER && v !== HUB_WORKERS && v !== REDIS && v !== MERCURE);
+      if (unknown.length) throw new Error(`unknown variant(s): ${unknown.join(', ')} (have ${VARIANTS},${HUB_SERVER},${HUB_WORKERS},${REDIS},${MERCURE})`);
       flags.hubServer = flags.only.includes(HUB_SERVER);
+      flags.hubWorkers = flags.only.includes(HUB_WORKERS);
       flags.redis = flags.only.includes(REDIS);
       flags.mercure = flags.only.includes(MERCURE);
-    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${[...VARIANTS, HUB_SERVER, REDIS, MERCURE]})`);
+    } else throw new Error(`unknown flag ${arg} (have --quick, --big, --scenario=<part of a name>, --only=${[...VARIANTS, HUB_SERVER, HUB_WORKERS, REDIS, MERCURE]})`);
   }
   // Keep the table's column order, whatever order --only gave.
   flags.only = VARIANTS.filter((v) => flags.only.includes(v));
@@ -214,6 +218,15 @@ function maxClients() {
     // not Linux: no known limit
   }
   return Math.min(fds, ports);
+}
+
+/**
+ * Connections one hub process of the hub-workers section can hold: its open files, with room for
+ * the rest of them (20,000 here: 18,000). Not the ephemeral ports: its load clients are processes
+ * of their own, each on its own 127.0.0.x.
+ */
+function maxPerHubProcess() {
+  return softFdLimit() - 2_000;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +517,10 @@ async function main() {
   const list = scenarios(flags).filter((s) => flags.scenario === undefined || s.name.includes(flags.scenario));
   const hubServerClients = flags.hubServer ? [hubServerPlan(flags).subscribers] : [];
   const mercureClients = flags.mercure ? [mercureConnections(flags)] : [];
-  const needed = Math.max(...list.map((s) => s.clients ?? 0), ...hubServerClients, ...mercureClients) + 500;
+  // The hub-workers section spreads its connections over processes: what one of them holds at most.
+  const hubWorkersPlanned = flags.hubWorkers ? hubWorkersPlan(flags) : undefined;
+  const hubWorkersClients = hubWorkersPlanned ? [hubWorkersPlanned.perClient, ...hubWorkersPlanned.rows.filter((row) => row.workers === 1).map((row) => row.connections)] : [];
+  const needed = Math.max(...list.map((s) => s.clients ?? 0), ...hubServerClients, ...mercureClients, ...hubWorkersClients) + 500;
   if (!ensureFdLimit(needed)) return;
   const cap = maxClients();
   for (const s of list) {
@@ -538,23 +554,30 @@ async function main() {
     }
   }
   const hubServer = flags.hubServer ? await runHubServerSection(flags, cap) : [];
+  const hubWorkersStarted = performance.now();
+  const hubWorkers = flags.hubWorkers ? await runHubWorkersSection(flags, maxPerHubProcess()) : [];
+  const hubWorkersSeconds = flags.hubWorkers ? (performance.now() - hubWorkersStarted) / 1000 : undefined;
+  if (flags.hubWorkers) process.stderr.write(`${HUB_WORKERS}: ${hubWorkersSeconds.toFixed(1)} s\n`);
   const redis = flags.redis ? await runRedisSection(flags) : undefined;
   const mercure = flags.mercure ? await runMercureSection(flags, cap) : [];
   const seconds = (performance.now() - started) / 1000;
 
   const table = renderTable(results, flags.only, RATIOS.filter((pair) => pair.every((v) => flags.only.includes(v))));
   const hubServerTable = renderHubServerTable(hubServer);
+  const hubWorkersTable = hubWorkers.length ? renderHubWorkersTable(hubWorkers) : undefined;
   const reconnectTable = reconnect.length ? renderReconnectTable(reconnect) : undefined;
   const problems = [...results, ...reconnect]
     .filter((r) => r.error || r.notes?.length)
     .map((r) => `- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of reconnect.filter((r) => r.skipped)) problems.push(`- ${r.scenario} / ${r.variant}: skipped: ${r.skipped}`);
   for (const r of hubServer.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_SERVER}: ${r.error ?? r.notes.join('; ')}`);
+  for (const r of hubWorkers.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_WORKERS}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of mercure.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   if (results.length) console.log(`\n${table}\n`);
   if (reconnectTable) console.log(`\n${reconnectTable}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
+  if (hubWorkersTable) console.log(`\n${hubWorkersCaption(hubWorkers)} (${hubWorkersSeconds.toFixed(0)} s):\n\n${hubWorkersTable}\n`);
   const redisTable = redis && renderRedisTable(redis);
   if (redis && (redis.skipped !== undefined || redis.results.length)) console.log(`\n${redisTable}\n`);
   const mercureTable = mercure.length ? renderMercureTable(mercure) : undefined;
@@ -590,6 +613,9 @@ async function main() {
     reconnectTable,
     hubServer,
     hubServerTable,
+    hubWorkers,
+    hubWorkersTable,
+    hubWorkersSeconds,
     redis,
     redisTable,
     mercure,
