@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startChild } from './lib/child.mjs';
 import { MERCURE_PATH, PUBLISHER_KEY, TEMPLATE, TOPIC } from './lib/mercure-topics.mjs';
+import { median, medians } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
 export const SECTION = 'mercure';
@@ -179,7 +180,7 @@ export async function runMercureSection(flags, cap) {
       const saturated = list.filter((r) => r.clientSaturated).length;
       if (saturated) notes.push(`the load client used over 0.9 of a core in ${saturated} of ${list.length} rounds: latency includes its backlog`);
       if (list.length === 0) results.push({ scenario: name, kind: 'mercure', variant: variant.name, error: error ?? 'no round ran', notes });
-      else results.push({ scenario: name, kind: 'mercure', variant: variant.name, ...medians(list), rounds: list, notes: error ? [...notes, error] : notes });
+      else results.push({ scenario: name, kind: 'mercure', variant: variant.name, ...medians(list, MEDIANS), rounds: list, notes: error ? [...notes, error] : notes });
     }
     // The ratio in each round, against the hub's run of the same round.
     for (const r of results.filter((x) => x.scenario === name && x.variant !== 'hub' && x.rounds)) {
@@ -283,33 +284,24 @@ async function measure({ server, connected, client, publisher, token, within }, 
   };
 }
 
-function median(values) {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /** Every figure of a variant's rounds, as the median across them, metric by metric. */
-function medians(list) {
-  const of = (get) => median(list.map(get).filter(Number.isFinite));
-  return {
-    clients: list[0].clients,
-    publish: list[0].publish,
-    events: list[0].events,
-    rate: list[0].rate,
-    deliveries: of((r) => r.deliveries),
-    deliveredPct: of((r) => r.deliveredPct),
-    deliveriesPerSec: of((r) => r.deliveriesPerSec),
-    cpuUsPerDelivery: of((r) => r.cpuUsPerDelivery),
-    userUsPerDelivery: of((r) => r.userUsPerDelivery),
-    deliveriesPerWrite: of((r) => r.deliveriesPerWrite),
-    cpuUsPerWrite: of((r) => r.cpuUsPerWrite),
-    clientCpuUs: of((r) => r.clientCpuUs),
-    latencyMs: { p50: of((r) => r.latencyMs.p50), p99: of((r) => r.latencyMs.p99) },
-    publishRequestMs: list[0].publishRequestMs ? { p50: of((r) => r.publishRequestMs.p50), p99: of((r) => r.publishRequestMs.p99) } : undefined,
-  };
-}
+const MEDIANS = {
+  same: ['clients', 'publish', 'events', 'rate'],
+  of: [
+    'deliveries',
+    'deliveredPct',
+    'deliveriesPerSec',
+    'cpuUsPerDelivery',
+    'userUsPerDelivery',
+    'deliveriesPerWrite',
+    'cpuUsPerWrite',
+    'clientCpuUs',
+    'latencyMs.p50',
+    'latencyMs.p99',
+    'publishRequestMs.p50',
+    'publishRequestMs.p99',
+  ],
+};
 
 /** The table (a column per variant, the ratios against the native hub), then the target, row by row. */
 export function renderMercureTable(results) {

@@ -7,7 +7,9 @@
 //
 // For every scenario and every variant it starts a fresh server process and a fresh client
 // process (so no run inherits another's heap, JIT state or sockets), drives them over IPC,
-// and at the end prints one markdown table and writes bench/results/latest.json.
+// and at the end prints one markdown table and writes bench/results/latest.json. The paced
+// fan-outs instead start every variant's pair at once and alternate the variants over rounds
+// (`pacedFanOut`), so that the machine's speed drifting does not land on one variant's turn.
 // See bench/README.md for what each figure means.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, killAll, runMain } from './lib/child.mjs';
+import { medians } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 import { hubServerPlan, renderHubServerTable, runHubServerSection, SECTION as HUB_SERVER } from './hub-server.mjs';
 import { renderRedisTable, runRedisSection, SECTION as REDIS } from './redis.mjs';
@@ -263,14 +266,31 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // ---------------------------------------------------------------------------------------------
 // Scenarios. Each returns its figures; `notes` says what went wrong, if anything.
 
-async function fanOut({ server, client }, { clients, events, rate }) {
+async function fanOut(procs, scenario) {
+  const { connected, connectSeconds, notes } = await connectFanOut(procs, scenario.clients);
+  const measured = await measureFanOut(procs, { ...scenario, connected });
+  return { ...measured, connectSeconds, notes: [...notes, ...measured.notes] };
+}
+
+/** Connects `clients` clients of the load client to the server, and waits for the server to count them. */
+async function connectFanOut({ server, client }, clients) {
   const notes = [];
   const conn = await client.request('connect', { port: server.port, path: PATH, count: clients }, TIMEOUT.connect + 5_000);
   if (conn.failed) notes.push(`${conn.failed} of ${clients} clients failed to connect`);
   const subscribed = await waitForConnections(server, (n) => n >= conn.connected, TIMEOUT.subscribed);
   if (subscribed < conn.connected) notes.push(`server counts ${subscribed} of ${conn.connected} connections`);
+  return { connected: conn.connected, connectSeconds: conn.ms / 1000, notes };
+}
 
-  const expected = conn.connected * events;
+/**
+ * One fan-out over connections already open: `events` events (at `rate` per second, or one per
+ * event-loop turn), to `connected` clients, then the server's CPU from the first publish until the
+ * last event arrived, and what the client got. `evictedBefore`: the hub's eviction count before this
+ * run (its `stats` are totals since the server started).
+ */
+async function measureFanOut({ server, client }, { clients, connected, events, rate }, evictedBefore = 0) {
+  const notes = [];
+  const expected = connected * events;
   await client.request('expect', { deliveries: expected });
   const complete = client.waitFor('complete', TIMEOUT.delivery);
   const intervalMs = rate ? 1000 / rate : 0; // 0: one event per event-loop turn
@@ -279,13 +299,13 @@ async function fanOut({ server, client }, { clients, events, rate }) {
   const cpu = await server.request('cpu');
   const got = await client.request('report');
   const libraryStats = await server.request('stats');
-  if (libraryStats?.evicted) notes.push(`the hub evicted ${libraryStats.evicted} slow clients`);
+  if (libraryStats?.evicted > evictedBefore) notes.push(`the hub evicted ${libraryStats.evicted - evictedBefore} slow clients`);
 
   if (got.closedEarly) notes.push(`${got.closedEarly} connections closed by the server`);
   const seconds = (got.lastRecvUs - run.firstUs) / 1e6;
   const ms = (us) => (us == null ? null : us / 1000);
   return {
-    clients: conn.connected,
+    clients: connected,
     events,
     deliveries: got.deliveries,
     expected: clients * events,
@@ -297,10 +317,129 @@ async function fanOut({ server, client }, { clients, events, rate }) {
     cpuUsPerDelivery: cpu.totalUs / got.deliveries,
     clientCpuUs: got.cpuUs,
     latencyMs: { p50: ms(got.latencyUs.p50), p99: ms(got.latencyUs.p99), max: ms(got.latencyUs.max), samples: got.latencyUs.samples },
-    connectSeconds: conn.ms / 1000,
     libraryStats,
     notes,
   };
+}
+
+/** Rounds of the paced fan-outs (`pacedFanOut`): 3, or 2 with --quick. */
+const PACED_ROUNDS = { full: 3, quick: 2 };
+/** The paced rows' figures: the median of a variant's rounds for each (see `pacedFanOut`). */
+const PACED_MEDIANS = {
+  same: ['clients', 'events', 'expected'],
+  of: [
+    'deliveries',
+    'deliveredPct',
+    'seconds',
+    'deliveriesPerSec',
+    'serverCpuUs',
+    'serverCpuUsPublishing',
+    'cpuUsPerDelivery',
+    'clientCpuUs',
+    'latencyMs.p50',
+    'latencyMs.p99',
+    'latencyMs.max',
+  ],
+};
+/** The per-round ratios kept for the paced rows (server CPU µs/delivery, a ÷ b in the same round). */
+const PACED_RATIOS = [
+  ['hub', 'raw-socket'],
+  ['hub', 'raw'],
+];
+
+/**
+ * A paced fan-out (a scenario with `rate`), as bench/mercure.mjs runs its section: a server and a
+ * load client per variant, all up at once, every client connected; a warm-up (a tenth of the
+ * events, at least 10, not measured: the first fan-out in a process runs unoptimised code); then
+ * `rounds` rounds, in each of which every variant runs the scenario's events once over the same
+ * connections, one after the other (the others idle), the order rotating from round to round. A
+ * variant's row is the median of its rounds, metric by metric; `rounds` keeps each round's figures,
+ * and the hub's row `ratioByRound` the per-round ratios of PACED_RATIOS. Why: one run per variant on
+ * its own processes, one after the other, sees the machine at different speeds (here it drifts by
+ * up to 2× over minutes), and moved the ratios by ±25% from run to run.
+ */
+async function pacedFanOut(scenario, variants, rounds) {
+  const started = performance.now();
+  const procs = {};
+  const state = Object.fromEntries(variants.map((v) => [v, { runs: [], notes: [] }]));
+  const fail = (variant, err) => (state[variant].error ??= String(err?.message ?? err));
+  const live = () => variants.filter((v) => state[v].error === undefined);
+  try {
+    await Promise.all(
+      variants.map(async (variant) => {
+        try {
+          procs[variant] = { variant };
+          procs[variant].server = await startServer(variant);
+          procs[variant].client = await startClient();
+        } catch (err) {
+          fail(variant, err);
+        }
+      }),
+    );
+    // One server at a time: connecting is what the machine's cores are busiest with.
+    for (const variant of live()) {
+      try {
+        const { connected, connectSeconds, notes } = await connectFanOut(procs[variant], scenario.clients);
+        Object.assign(state[variant], { connected, connectSeconds, evicted: 0 });
+        state[variant].notes.push(...notes);
+      } catch (err) {
+        fail(variant, err);
+      }
+    }
+    const runOnce = async (variant, events, round) => {
+      const s = state[variant];
+      try {
+        const r = await measureFanOut(procs[variant], { ...scenario, events, connected: s.connected }, s.evicted);
+        s.evicted = r.libraryStats?.evicted ?? 0;
+        s.libraryStats = r.libraryStats;
+        s.notes.push(...r.notes.map((note) => `${round === undefined ? 'warm-up' : `round ${round + 1}`}: ${note}`));
+        if (round !== undefined) s.runs.push({ round, ...r });
+      } catch (err) {
+        fail(variant, err);
+      }
+    };
+    for (const variant of live()) await runOnce(variant, Math.max(10, Math.round(scenario.events / 10)));
+    for (let round = 0; round < rounds; round++) {
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+      for (const variant of order.filter((v) => state[v].error === undefined)) await runOnce(variant, scenario.events, round);
+    }
+  } finally {
+    await Promise.all(Object.values(procs).flatMap((p) => [p.client?.stop(), p.server?.stop()]));
+    process.stderr.write(`  ${scenario.name} / ${variants.join(', ')}, ${rounds} rounds: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+  const results = variants.map((variant) => {
+    const { runs, notes, error, connectSeconds, libraryStats } = state[variant];
+    const row = { scenario: scenario.name, kind: scenario.kind, variant };
+    if (runs.length === 0) return { ...row, error: error ?? 'no round ran', notes };
+    return { ...row, ...medians(runs, PACED_MEDIANS), connectSeconds, libraryStats, rounds: runs, notes: error ? [...notes, error] : notes };
+  });
+  const byVariant = Object.fromEntries(results.map((r) => [r.variant, r]));
+  for (const [a, b] of PACED_RATIOS) {
+    if (!byVariant[a]?.rounds || !byVariant[b]?.rounds) continue;
+    byVariant[a].ratioByRound ??= {};
+    byVariant[a].ratioByRound[`${a} ÷ ${b}`] = byVariant[a].rounds.map((run) => {
+      const other = byVariant[b].rounds.find((x) => x.round === run.round);
+      return other ? run.cpuUsPerDelivery / other.cpuUsPerDelivery : null;
+    });
+  }
+  return results;
+}
+
+/** The line under the main table for the paced rows: how they ran, and the per-round ratios. */
+function pacedCaption(results) {
+  const rows = results.filter((r) => r.rounds);
+  if (rows.length === 0) return undefined;
+  const counts = [...new Set(rows.map((r) => r.rounds.length))].join(' or ');
+  const ratios = [];
+  for (const r of rows.filter((x) => x.ratioByRound)) {
+    for (const [pair, list] of Object.entries(r.ratioByRound)) {
+      ratios.push(`${r.scenario} ${pair}: ${list.map((x) => (x === null ? '—' : `${x.toFixed(2)}×`)).join(', ')}`);
+    }
+  }
+  return (
+    `Paced rows: each figure is the median of ${counts} rounds, after a warm-up, with every variant's server (and its load client) up at once and the variants taking turns, the order rotating by round; the ratio columns divide those medians.` +
+    (ratios.length ? ` Server CPU µs/delivery per round: ${ratios.join('; ')}.` : '')
+  );
 }
 
 async function idle({ server, client }, { clients }) {
@@ -548,6 +687,10 @@ async function main() {
       continue;
     }
     const allowed = (v) => (scenario.variants ? scenario.variants.includes(v) : scenario.kind === 'fanout' || !FANOUT_ONLY.has(v));
+    if (scenario.kind === 'fanout' && scenario.rate) {
+      results.push(...(await pacedFanOut(scenario, flags.only.filter(allowed), flags.quick ? PACED_ROUNDS.quick : PACED_ROUNDS.full)));
+      continue;
+    }
     for (const variant of flags.only.filter(allowed)) {
       const r = await runOne(scenario, variant);
       results.push({ scenario: scenario.name, kind: scenario.kind, variant, ...r });
@@ -574,7 +717,8 @@ async function main() {
   for (const r of hubWorkers.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_WORKERS}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of mercure.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
-  if (results.length) console.log(`\n${table}\n`);
+  const pacedNote = pacedCaption(results);
+  if (results.length) console.log(`\n${table}\n${pacedNote ? `\n${pacedNote}\n` : ''}`);
   if (reconnectTable) console.log(`\n${reconnectTable}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);
   if (hubWorkersTable) console.log(`\n${hubWorkersCaption(hubWorkers)} (${hubWorkersSeconds.toFixed(0)} s):\n\n${hubWorkersTable}\n`);
@@ -608,6 +752,7 @@ async function main() {
     seconds,
     results,
     table,
+    pacedNote,
     bounds,
     reconnect,
     reconnectTable,
