@@ -168,14 +168,16 @@ describe('ExpiryWatch', () => {
     const watch = new ExpiryWatch<string>((item) => expired.push(item));
     const now = Math.floor(Date.now() / 1000);
     watch.watch('past', now - 1);
-    const cancel = watch.watch('cancelled', now + 1);
-    watch.watch('soon-a', now + 1);
-    watch.watch('soon-b', now + 1);
+    // Two seconds on, not one: `now` is rounded down, so now + 1 may be a few ms away (and would
+    // expire before the first look below); now + 2 is a second away at least.
+    const cancel = watch.watch('cancelled', now + 2);
+    watch.watch('soon-a', now + 2);
+    watch.watch('soon-b', now + 2);
     watch.watch('far', now + 3600);
     cancel();
     await waitFor(() => expired.length >= 1, 500);
     assert.deepEqual(expired, ['past']);
-    await waitFor(() => expired.length >= 3, 2500);
+    await waitFor(() => expired.length >= 3, 3500);
     assert.deepEqual(expired.sort(), ['past', 'soon-a', 'soon-b']);
     assert.equal(watch.size, 1);
     watch.stop();
