@@ -11,7 +11,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { postToPrimary } from './primary-channel.js';
-import { checkFilter, matches, snapshot, type Presence, type PresenceEntry, type PresenceFilter } from './presence.js';
+import { listRefusal, matches, snapshot, type Presence, type PresenceEntry, type PresenceFilter } from './presence.js';
 
 const TAG = 'serveSse';
 
@@ -181,12 +181,8 @@ export function clusterPresence(options: ClusterPresenceOptions = {}): Presence 
       change(id, null);
     },
     list(filter) {
-      try {
-        checkFilter(filter);
-      } catch (error) {
-        return Promise.reject(error as Error);
-      }
-      if (closed) return Promise.reject(new Error('serve-sse: this presence is closed'));
+      const refused = listRefusal(filter, closed);
+      if (refused !== undefined) return Promise.reject(refused);
       // This worker's own changes reach the primary before the question.
       flush();
       const request = ++nextRequest;

@@ -111,6 +111,16 @@ export function matches(entry: PresenceEntry, filter: PresenceFilter | undefined
   return (filter?.group === undefined || entry.group === filter.group) && (filter?.id === undefined || entry.id === filter.id);
 }
 
+/** Why `list(filter)` cannot answer, if it cannot: a bad filter, or a closed presence. @internal */
+export function listRefusal(filter: PresenceFilter | undefined, closed: boolean): Error | undefined {
+  try {
+    checkFilter(filter);
+  } catch (error) {
+    return error as Error;
+  }
+  return closed ? new Error('serve-sse: this presence is closed') : undefined;
+}
+
 /** Checks a filter. @throws TypeError @internal */
 export function checkFilter(filter: PresenceFilter | undefined): void {
   if (filter === undefined) return;
@@ -136,12 +146,8 @@ export function memoryPresence(): Presence {
       entries.delete(id);
     },
     list(filter) {
-      try {
-        checkFilter(filter);
-      } catch (error) {
-        return Promise.reject(error as Error);
-      }
-      if (closed) return Promise.reject(new Error('serve-sse: this presence is closed'));
+      const refused = listRefusal(filter, closed);
+      if (refused !== undefined) return Promise.reject(refused);
       if (filter?.id !== undefined) {
         const entry = entries.get(filter.id);
         return Promise.resolve(entry !== undefined && matches(entry, filter) ? [entry] : []);
