@@ -114,6 +114,29 @@ describe('onConnect', () => {
     assert.ok(lines[0]?.obj instanceof TypeError);
     assert.match((lines[0].obj as Error).message, /status 42/);
   });
+
+  test('a header value Node refuses is a 500, logged, whether onConnect answers at once or later; the server goes on', async () => {
+    for (const late of [false, true]) {
+      const { lines, logger } = recordingLogger();
+      let bad = true;
+      const { url } = await serve((_req, stream) => stream.send({ data: 'ok' }), {
+        logger,
+        onConnect: (request) => {
+          const answer = bad ? { status: 200, headers: { 'x-note': 'a\nb' } } : defaultOnConnect(request);
+          return late ? sleep(10).then(() => answer) : answer;
+        },
+      });
+      // Bounded: a request left unanswered would otherwise wait for the runner's timeout.
+      const res = await Promise.race([get(url), sleep(5000).then(() => assert.fail('no answer within 5 s'))]);
+      assert.equal(res.statusCode, 500, late ? 'async onConnect' : 'sync onConnect');
+      await text(res);
+      assert.equal(lines[0]?.level, 'error');
+      assert.match(String(lines[0]?.msg), /could not answer/);
+      bad = false;
+      const reader = await openEvents(url);
+      await reader.until(() => reader.events.length === 1);
+    }
+  });
 });
 
 describe('the stream', () => {
