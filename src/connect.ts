@@ -72,14 +72,6 @@ function forbidsHopByHop(request: SseRequest): boolean {
 }
 
 /**
- * Runs `onConnect` and checks what it returned.
- * @throws TypeError naming what is wrong with the result, or whatever `onConnect` threw.
- */
-export async function runOnConnect(onConnect: OnConnect, request: SseRequest): Promise<ConnectAnswer> {
-  return checkConnectResult(await onConnect(request), request);
-}
-
-/**
  * Checks what `onConnect` returned and brings it to one shape.
  * @throws TypeError naming what is wrong with the result.
  */

@@ -76,7 +76,8 @@ interface Backlog {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const HEARTBEAT = ':\n\n';
+/** The keep-alive comment: one Payload for every stream, framed once, not a string framed per write. */
+const HEARTBEAT = new Payload(new TextEncoder().encode(':\n\n'));
 
 /**
  * The stream implementation, independent of the transport: it owns the protocol, the

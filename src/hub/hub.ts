@@ -648,7 +648,6 @@ function checkTopics(topics: unknown, where: string): string[] {
   return topics.length > 1 ? [...new Set(topics)] : topics;
 }
 
-/** The default topic choice: `?topic=a&topic=b`. */
 /**
  * What a handler's onConnect chose, carried on the request to its stream's opening: a property
  * under a private symbol, gone with the request (a WeakMap entry per connection costs the
@@ -657,9 +656,6 @@ function checkTopics(topics: unknown, where: string): string[] {
 const CHOSEN = Symbol('serve-sse.topics');
 type Chosen = SseRequest & { [CHOSEN]?: string[] | undefined };
 
-
-
 function hubOptionError(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(`serve-sse: hub option ${name} must be ${expected}; got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
 }
-

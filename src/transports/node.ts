@@ -89,7 +89,8 @@ export class NodeSink implements Sink {
 
   write(chunk: string | Uint8Array | Payload, notify = false): boolean {
     const callback = notify ? (this.#afterWrite ??= this.#makeAfterWrite()) : undefined;
-    const socket = this.#socket ?? (this.#firstWrite ? this.#takeSocket() : undefined);
+    const first = this.#firstWrite;
+    const socket = this.#socket ?? (first ? this.#takeSocket() : undefined);
     if (socket !== undefined) {
       // Node drops writes to a destroyed socket without a word (no error, no callback), and
       // 'close' comes on a later turn: a writer awaiting each send would spin on the dead
@@ -109,6 +110,8 @@ export class NodeSink implements Sink {
       this.#held += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
     }
     if (this.#flushes) res.flush!();
+    // Written by `res.write` with the first chunk, the head kept is a tree of pieces: flattened here.
+    if (first) compactHead(res);
     return true;
   }
 
@@ -152,8 +155,6 @@ export class NodeSink implements Sink {
       res.flushHeaders();
       return (this.#socket = socket);
     }
-    // Written by `res.write`, with the first chunk: the head kept is then the tree, flattened here.
-    queueMicrotask(() => compactHead(res));
     return undefined;
   }
 
