@@ -4,13 +4,20 @@
 // (A→B: what a cluster adds), on A itself (A→A: the round trip through Redis alone), and, for
 // reference, on a single-process hub without Redis (memory). Reports publish-to-receive latency
 // (p50/p99; the publish time is stamped before `hub.publish`, on the monotonic clock every
-// process shares) and throughput. Each variant gets its own stream key, deleted at the end. The
-// section stays under a minute, and is skipped with the reason when Redis does not answer.
+// process shares) and throughput. Each variant gets its own stream key, deleted at the end. Per
+// scenario, every variant's processes are up at once; after a warm-up each, the variants take
+// turns over rounds whose order rotates, and each figure is the median of a variant's rounds. The
+// section stays under two minutes, and is skipped with the reason when Redis does not answer.
+// With BENCH_PROFILE_DIR=<dir>, the publishing and the reading instance are CPU-profiled from the
+// first publish to the last delivery (servers/harness.mjs, `profileStart`):
+// <dir>/redis.<scenario>.<variant>.r<round>.<publisher|reader>.cpuprofile. The profiler costs CPU:
+// figures from such a run are not the bench's.
 import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startChild } from './lib/child.mjs';
+import { medians } from './lib/stats.mjs';
 
 export const SECTION = 'redis';
 
@@ -18,7 +25,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PATH = '/events?topic=bench';
 const PAYLOAD = 64;
-const SECTION_BUDGET = 55_000;
+const SECTION_BUDGET = 120_000;
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const TIMEOUT = { ready: 10_000, connect: 15_000, subscribed: 10_000, delivery: 20_000 };
 
 /** Where each variant publishes and reads: indexes into its `servers`. */
@@ -35,14 +43,17 @@ const VARIANTS = [
  */
 export function redisPlan({ quick }) {
   const clients = 100;
-  const paced = quick ? 200 : 1000;
+  const paced = quick ? 200 : 600;
   const flat = quick ? 1000 : 5000;
+  // Flat out, a round lasts under a second, and the machine's speed moves between rounds: more of them.
+  const rounds = { paced: quick ? 1 : 3, flat: quick ? 1 : 5 };
   return {
     clients,
+    warmUpEvents: quick ? 5_000 : 20_000,
     scenarios: [
-      { name: `paced ${clients}×${paced} @200/s`, events: paced, intervalMs: 5, inFlight: 1 },
-      { name: `flat out ${clients}×${flat}, 1 in flight`, events: flat, intervalMs: 0, inFlight: 1 },
-      { name: `flat out ${clients}×${flat * 2}, 16 in flight`, events: flat * 2, intervalMs: 0, inFlight: 16 },
+      { name: `paced ${clients}×${paced} @200/s`, events: paced, intervalMs: 5, inFlight: 1, rounds: rounds.paced },
+      { name: `flat out ${clients}×${flat}, 1 in flight`, events: flat, intervalMs: 0, inFlight: 1, rounds: rounds.flat },
+      { name: `flat out ${clients}×${flat * 2}, 16 in flight`, events: flat * 2, intervalMs: 0, inFlight: 16, rounds: rounds.flat },
     ],
   };
 }
@@ -96,31 +107,58 @@ export async function runRedisSection(flags) {
   const keys = [];
   const results = [];
   try {
-    // Fresh processes for every scenario and variant, as in the other sections.
+    // Fresh processes for every scenario, every variant's up at once: the variants take turns
+    // in rounds whose order rotates, so that each sees the same machine (whose speed drifts).
     for (const scenario of scenarios) {
-      for (const variant of VARIANTS) {
-        const started = performance.now();
-        const key = `serve-sse-bench:${randomUUID()}`;
-        keys.push(key);
-        const procs = [];
-        try {
-          if (Date.now() >= deadline) throw new Error(`skipped: the section's ${SECTION_BUDGET / 1000} s budget is spent`);
-          const args = [REDIS_URL, key, String(scenario.inFlight)];
-          const servers = await Promise.all(variant.servers.map((file, i) => start(join('servers', file), `${variant.name} ${'AB'[i]}`, args, within)));
-          procs.push(...servers);
-          const client = await start('client.mjs', 'client', [], within);
-          procs.push(client);
-          const context = { publisher: servers[variant.publishOn], reader: servers[variant.readOn], client, within };
-          const notes = [];
-          context.connected = await connect(context, plan.clients, notes);
-          const result = await measure(context, scenario);
-          results.push({ scenario: scenario.name, variant: variant.name, ...result, notes: [...notes, ...result.notes] });
-        } catch (err) {
-          results.push({ scenario: scenario.name, variant: variant.name, error: String(err?.message ?? err), notes: [] });
-        } finally {
-          await Promise.all(procs.map((child) => child.stop()));
-          process.stderr.write(`  ${scenario.name} / ${variant.name}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      const started = performance.now();
+      const procs = [];
+      const contexts = new Map();
+      const runs = new Map(VARIANTS.map((variant) => [variant, []]));
+      const failed = new Map();
+      try {
+        if (Date.now() >= deadline) throw new Error(`skipped: the section's ${SECTION_BUDGET / 1000} s budget is spent`);
+        await Promise.all(
+          VARIANTS.map(async (variant) => {
+            const key = `serve-sse-bench:${randomUUID()}`;
+            keys.push(key);
+            const args = [REDIS_URL, key, String(scenario.inFlight)];
+            const servers = await Promise.all(variant.servers.map((file, i) => start(join('servers', file), `${variant.name} ${'AB'[i]}`, args, within)));
+            procs.push(...servers);
+            const client = await start('client.mjs', `${variant.name} client`, [], within);
+            procs.push(client);
+            contexts.set(variant, { publisher: servers[variant.publishOn], reader: servers[variant.readOn], client, within, notes: [] });
+          }),
+        );
+        for (const [variant, context] of contexts) {
+          try {
+            context.connected = await connect(context, plan.clients, context.notes);
+            await warmUp(context, plan.warmUpEvents);
+          } catch (err) {
+            failed.set(variant, String(err?.message ?? err));
+          }
         }
+        for (let round = 0; round < scenario.rounds; round++) {
+          for (let i = 0; i < VARIANTS.length; i++) {
+            const variant = VARIANTS[(i + round) % VARIANTS.length];
+            if (failed.has(variant)) continue;
+            const profile = PROFILE_DIR && join(PROFILE_DIR, `redis.${scenario.name.replace(/\W+/g, '-')}.${variant.name.replace(/\W+/g, '-')}.r${round + 1}`);
+            try {
+              runs.get(variant).push(await measure(contexts.get(variant), scenario, profile));
+            } catch (err) {
+              failed.set(variant, `round ${round + 1}: ${String(err?.message ?? err)}`);
+            }
+          }
+        }
+      } catch (err) {
+        for (const variant of VARIANTS) if (!failed.has(variant)) failed.set(variant, String(err?.message ?? err));
+      } finally {
+        await Promise.all(procs.map((child) => child.stop()));
+        process.stderr.write(`  ${scenario.name}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      }
+      for (const [variant, list] of runs) {
+        const notes = [...(contexts.get(variant)?.notes ?? []), ...list.flatMap((r, round) => r.notes.map((note) => `round ${round + 1}: ${note}`))];
+        if (list.length === 0) results.push({ scenario: scenario.name, variant: variant.name, error: failed.get(variant) ?? 'no round ran', notes });
+        else results.push({ scenario: scenario.name, variant: variant.name, ...medians(list, MEDIANS), rounds: list, notes: failed.has(variant) ? [...notes, failed.get(variant)] : notes });
       }
     }
   } finally {
@@ -128,6 +166,28 @@ export async function runRedisSection(flags) {
   }
   return { results };
 }
+
+/** What every round of a variant has alike, and the figures whose median across rounds it reports. */
+const MEDIANS = {
+  same: ['clients', 'events'],
+  of: [
+    'deliveries',
+    'deliveredPct',
+    'eventsPerSec',
+    'deliveriesPerSec',
+    'publishSeconds',
+    'latencyMs.p50',
+    'latencyMs.p99',
+    'latencyMs.max',
+    'cpuUsPerEvent.publisher',
+    'cpuUsPerEvent.reader',
+    'cpuUsPerEvent.redis',
+    'cpuSplitUsPerEvent.publisher.user',
+    'cpuSplitUsPerEvent.publisher.system',
+    'cpuSplitUsPerEvent.reader.user',
+    'cpuSplitUsPerEvent.reader.system',
+  ],
+};
 
 async function connect({ reader, client, within }, count, notes) {
   const connectMs = within(TIMEOUT.connect);
@@ -140,8 +200,24 @@ async function connect({ reader, client, within }, count, notes) {
   return conn.connected;
 }
 
-async function measure({ publisher, reader, client, connected, within }, { events, intervalMs }) {
+/**
+ * Events published flat out, not measured, before each scenario's rounds (`warmUpEvents`): the first ten to fifteen thousand
+ * events a process publishes through Redis cost it two to three times what later ones do (the
+ * compiler's work on the Redis client's encoder and parser and the append queue, counted in the
+ * process's CPU; the memory hub warms up in fewer). A long-running instance is past that, so each
+ * variant gets the same warm-up, and the figures are the path's, not the compiler's.
+ */
+async function warmUp({ publisher, client, connected, within }, events) {
+  await client.request('expect', { deliveries: connected * events });
+  const complete = client.waitFor('complete', within(TIMEOUT.delivery));
+  await publisher.request('run', { events, size: PAYLOAD, intervalMs: 0 }, within(TIMEOUT.delivery) + 5_000);
+  if (!(await complete)) throw new Error('timed out waiting for the warm-up\'s deliveries');
+}
+
+async function measure({ publisher, reader, client, connected, within }, { events, intervalMs }, profile) {
   const notes = [];
+  const profiled = profile === undefined ? [] : reader === publisher ? [['publisher', publisher]] : [['publisher', publisher], ['reader', reader]];
+  for (const [, server] of profiled) await server.request('profileStart');
   await client.request('expect', { deliveries: connected * events });
   const complete = client.waitFor('complete', within(TIMEOUT.delivery));
   // CPU of each process from the first publish to the last delivery: where a cluster's cost goes.
@@ -150,6 +226,7 @@ async function measure({ publisher, reader, client, connected, within }, { event
   const run = await publisher.request('run', { events, size: PAYLOAD, intervalMs }, within(TIMEOUT.delivery) + 5_000);
   if (!(await complete)) notes.push('timed out waiting for every delivery');
   const redisUs = (await redisCpuUs()) - redisBefore;
+  for (const [role, server] of profiled) await server.request('profileStop', { file: `${profile}.${role}.cpuprofile` });
   const publisherCpu = await publisher.request('cpu');
   const readerCpu = reader === publisher ? publisherCpu : await reader.request('cpu');
   const got = await client.request('report');
@@ -173,6 +250,11 @@ async function measure({ publisher, reader, client, connected, within }, { event
       publisher: publisherCpu.totalUs / events,
       reader: reader === publisher ? null : readerCpu.totalUs / events,
       redis: Number.isFinite(redisUs) ? redisUs / events : null,
+    },
+    // The same split into user and system (kernel) time: on loopback, the kernel's TCP is much of it.
+    cpuSplitUsPerEvent: {
+      publisher: { user: publisherCpu.userUs / events, system: publisherCpu.systemUs / events },
+      reader: reader === publisher ? null : { user: readerCpu.userUs / events, system: readerCpu.systemUs / events },
     },
     stats,
     notes,
@@ -230,5 +312,18 @@ export function renderRedisTable({ skipped, results }) {
       lines.push(`| ${scenario} | ${metric.name} | ${cells.join(' | ')} |`);
     }
   }
-  return lines.join('\n');
+  return [lines.join('\n'), ...roundRatios(results)].join('\n\n');
+}
+
+/** Per scenario, events/s of the cluster (A→B) over the memory hub's, round by round (the same round: the same machine). */
+function roundRatios(results) {
+  const out = [];
+  for (const scenario of [...new Set(results.map((r) => r.scenario))]) {
+    const of = (variant) => results.find((r) => r.scenario === scenario && r.variant === variant)?.rounds ?? [];
+    const memory = of(VARIANTS[0].name);
+    const cluster = of(VARIANTS[2].name);
+    const ratios = cluster.map((r, round) => r.eventsPerSec / memory[round]?.eventsPerSec).filter(Number.isFinite);
+    if (ratios.length > 0) out.push(`${scenario}: ${VARIANTS[2].name} ÷ ${VARIANTS[0].name}, events/s per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}.`);
+  }
+  return out;
 }

@@ -208,8 +208,15 @@ class RedisLog implements Backplane {
   #gatherFrom = 0;
   #gathered = 0;
   #graceTurns = 0;
-  /** Appends the last call carried: a gathering ends as soon as as many are queued. */
+  /** Appends the last call (or calls, for a long queue) carried. */
   #lastCall = 1;
+  /**
+   * A gathering ends as soon as this many are queued: the appends that were waiting for Redis when
+   * the last reply came (those it answered, and those queued meanwhile). Publishers that keep so
+   * many waiting (concurrent requests, say) then send them all in one call once each has made its
+   * next, rather than two calls of half as many.
+   */
+  #gatherTarget = 1;
   /** When the last call went out. */
   #lastSentAt = -Infinity;
   /** Appends that go at once, without gathering, after a gathering that found nothing to add. */
@@ -312,9 +319,10 @@ class RedisLog implements Backplane {
    * more than an entry does, so appends that come in a stream are gathered: after a reply with
    * appends waiting, or when a call went out less than {@link GATHER_MS} ago, the queue waits while
    * each turn of the event loop brings more (one turn that brings none is allowed), for
-   * GATHER_MS at most, or until it holds as many as the last call carried. An append after a
-   * pause goes at the end of its turn. A publisher that awaits each publication finds nothing to
-   * gather: then the next few go at once, so that it hardly ever waits a turn.
+   * GATHER_MS at most, or until it holds as many as were waiting for Redis when the last reply
+   * came (see {@link #gatherTarget}). An append after a pause goes at the end of its turn. A
+   * publisher that awaits each publication finds nothing to gather: then the next few go at once,
+   * so that it hardly ever waits a turn.
    */
   #schedule(answered: boolean): void {
     if (this.#inFlight > 0 || this.#flushDue) return;
@@ -322,7 +330,7 @@ class RedisLog implements Backplane {
       this.#flushDue = true;
       void this.#starting.then(this.#flush);
     } else if (this.#gathering) {
-      if (this.#lastCall > 1 && this.#queue.length >= this.#lastCall) this.#flushSoon();
+      if (this.#gatherTarget > 1 && this.#queue.length >= this.#gatherTarget) this.#flushSoon();
     } else if (this.#closed) {
       this.#flushSoon();
     } else if (answered) {
@@ -419,6 +427,7 @@ class RedisLog implements Backplane {
         }
       }
       if (this.#inFlight > 0) return;
+      this.#gatherTarget = this.#lastCall + this.#queue.length;
       if (this.#queue.length === 0) this.#drained?.();
       else this.#schedule(true);
     };
