@@ -284,7 +284,8 @@ test('the page holding the connection goes mid-stream (page closed, or source.cl
 // The pages that do not hold the connection are seconds behind on what the holder posted when it
 // goes. In Chromium the lock's grant is queued behind the messages already delivered to the page,
 // so this holds even without share.ts's barrier (tried: it passes with the barrier removed); the
-// barrier covers messages still on their way, which no test here can hold back on purpose.
+// barrier covers messages still on their way, which no test here can hold back on purpose:
+// tests/client/share.test.ts holds them back with fakes of the two APIs, and fails without it.
 test('a takeover while the other pages are behind on what the holder posted: the new holder handles all of it before it resumes, so nothing arrives twice', async (t) => {
   const chrome = await chromium(t);
   if (chrome === undefined) return;
