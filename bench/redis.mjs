@@ -141,7 +141,7 @@ export async function runRedisSection(flags) {
           for (let i = 0; i < VARIANTS.length; i++) {
             const variant = VARIANTS[(i + round) % VARIANTS.length];
             if (failed.has(variant)) continue;
-            const profile = PROFILE_DIR && join(PROFILE_DIR, `redis.${scenario.name.replace(/\W+/g, '-')}.${variant.name.replace(/\W+/g, '-')}.r${round + 1}`);
+            const profile = PROFILE_DIR ? join(PROFILE_DIR, `redis.${scenario.name.replace(/\W+/g, '-')}.${variant.name.replace(/\W+/g, '-')}.r${round + 1}`) : undefined;
             try {
               runs.get(variant).push(await measure(contexts.get(variant), scenario, profile));
             } catch (err) {
@@ -201,17 +201,16 @@ async function connect({ reader, client, within }, count, notes) {
 }
 
 /**
- * Events published flat out, not measured, before each scenario's rounds (`warmUpEvents`): the first ten to fifteen thousand
- * events a process publishes through Redis cost it two to three times what later ones do (the
- * compiler's work on the Redis client's encoder and parser and the append queue, counted in the
- * process's CPU; the memory hub warms up in fewer). A long-running instance is past that, so each
- * variant gets the same warm-up, and the figures are the path's, not the compiler's.
+ * Events published flat out, not measured, before each scenario's rounds (`warmUpEvents`): the
+ * first ten to fifteen thousand events a process publishes through Redis cost it two to three
+ * times what later ones do (the compiler's work on the Redis client's encoder and parser and the
+ * append queue, counted in the process's CPU; the memory hub warms up in fewer). A long-running
+ * instance is past that, so each variant gets the same warm-up, and the figures are the path's,
+ * not the compiler's. It is a measured run whose figures are dropped.
  */
-async function warmUp({ publisher, client, connected, within }, events) {
-  await client.request('expect', { deliveries: connected * events });
-  const complete = client.waitFor('complete', within(TIMEOUT.delivery));
-  await publisher.request('run', { events, size: PAYLOAD, intervalMs: 0 }, within(TIMEOUT.delivery) + 5_000);
-  if (!(await complete)) throw new Error('timed out waiting for the warm-up\'s deliveries');
+async function warmUp(context, events) {
+  const { notes } = await measure(context, { events, intervalMs: 0 }, undefined);
+  if (notes.length > 0) throw new Error(`warm-up: ${notes.join('; ')}`);
 }
 
 async function measure({ publisher, reader, client, connected, within }, { events, intervalMs }, profile) {
