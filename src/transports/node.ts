@@ -97,7 +97,9 @@ export class NodeSink implements Sink {
       // connection until then, starving the event loop that would deliver it. Destroying the
       // response destroys its socket, so the socket's flag says it for both.
       if (socket.destroyed) return this.#lost();
-      if (chunk instanceof Payload) socket.write(framedChunk(chunk), callback);
+      // A socket is taken only where node:http has its own first write (`sendWithHead`).
+      if (first) writeWithHead(sendWithHead!, this.#res as ServerResponse, chunk, callback);
+      else if (chunk instanceof Payload) socket.write(framedChunk(chunk), callback);
       else if (typeof chunk === 'string') socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
       else socket.write(frame(chunk), callback);
       return true;
@@ -130,6 +132,8 @@ export class NodeSink implements Sink {
   }
 
   end(): void {
+    // The socket may serve the next request on the connection: it is no longer this stream's.
+    this.#socket?.off('end', clientLeft);
     this.#res.end();
   }
 
@@ -138,21 +142,22 @@ export class NodeSink implements Sink {
   }
 
   /**
-   * At the first write: puts the head on the wire, and hands over the socket when writes may go to
-   * it directly (HTTP/1.1 chunked, `res.write` not wrapped by middleware that must see every
-   * byte). The head leaves on its own, as one string, which flattens it as it is written; the
-   * first chunk follows it straight to the socket, in the same system call (corked).
+   * At the first write: hands over the socket when writes may go to it directly (HTTP/1.1
+   * chunked, `res.write` not wrapped by middleware that must see every byte). The first chunk then
+   * leaves with the head (`writeWithHead`), corked: what else is written in this turn, a replay,
+   * joins them in the same system call.
    */
   #takeSocket(): Socket | undefined {
     this.#firstWrite = false;
     const res = this.#res;
-    if (res instanceof ServerResponse && res.write === nativeWrite && res.chunkedEncoding && res.socket !== null && !res.socket.destroyed) {
+    if (sendWithHead !== undefined && res instanceof ServerResponse && res.write === nativeWrite && res.chunkedEncoding && res.socket !== null && !res.socket.destroyed) {
       const socket = res.socket;
       // Uncorked on the next tick, as Node does for a first write: a replay queued in this turn
       // leaves with the head.
       socket.cork();
       process.nextTick(uncork, socket);
-      res.flushHeaders();
+      (socket as ClaimedSocket)[RESPONSE] = res;
+      socket.on('end', clientLeft);
       return (this.#socket = socket);
     }
     return undefined;
@@ -173,6 +178,57 @@ export class NodeSink implements Sink {
       owner.flushed();
     };
   }
+}
+
+const RESPONSE = Symbol('serve-sse.response');
+
+interface ClaimedSocket extends Socket {
+  [RESPONSE]: ServerResponse;
+}
+
+/**
+ * The client closed its side of the connection (an EventSource closing, a tab going away): the
+ * stream is over. Node's server (its requests are never half-open) would only end the socket
+ * gracefully here, a shutdown and then a close, and at the close build an ECONNRESET error for the
+ * request and format its stack, a sixth of what a connect-and-leave cycle costs. The socket is
+ * destroyed now and the request with it, without an error: a client leaving is not one. The
+ * request still hears 'aborted' and 'close', and the response 'close', as before.
+ * A response that already ended (the socket kept alive for the next request) is left alone.
+ */
+function clientLeft(this: ClaimedSocket): void {
+  const res = this[RESPONSE];
+  if (res.writableEnded) return;
+  this.destroy();
+  res.req.destroy();
+}
+
+/** `ServerResponse`'s own first write, which joins a string chunk to the head (Node's `_send`). */
+type SendWithHead = (this: ServerResponse, data: string, encoding: 'latin1', callback?: (error?: Error | null) => void) => boolean;
+
+/**
+ * Node's own first write, when this node:http has it (Node has had it always; another runtime's
+ * node:http may not, and its responses then take the `res.write` path).
+ */
+const sendWithHead = (ServerResponse.prototype as unknown as { _send?: SendWithHead })._send;
+
+/**
+ * The head and the first chunk as one string, one write: what a `node:http` response does when
+ * its first `res.write` is a string, and the cheapest way a connection can start (paired against
+ * the head flushed alone and the chunk corked after it, a writev of two parts, it costs less per
+ * connect). Through node:http's own first write, which sends the head it built and marks it sent.
+ */
+function writeWithHead(send: SendWithHead, res: ServerResponse, chunk: string | Uint8Array | Payload, callback: ((error?: Error | null) => void) | undefined): void {
+  const text = chunk instanceof Payload ? (chunk.framedHead ??= latin1(framedChunk(chunk))) : latin1(frameAny(chunk));
+  send.call(res, text, 'latin1', callback);
+  compactHead(res);
+}
+
+function frameAny(chunk: string | Uint8Array): Buffer {
+  return frame(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
 function uncork(socket: Socket): void {

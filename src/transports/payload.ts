@@ -9,6 +9,11 @@ export class Payload {
    * would be wrapped in a new Buffer by every `socket.write`). Other sinks never frame.
    */
   framed: Uint8Array | undefined = undefined;
+  /**
+   * `framed` as a latin1 string (one character per byte), once a Node sink has sent it as the first
+   * chunk of a response: node:http joins a string to the response head, so both leave in one write.
+   */
+  framedHead: string | undefined = undefined;
 
   constructor(readonly bytes: Uint8Array) {}
 }
