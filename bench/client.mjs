@@ -654,6 +654,8 @@ const commands = {
   expect: ({ deliveries }) => (resetTotals(deliveries), {}),
   report: () => report(),
   churn: (msg) => churn(msg),
+  // The client's CPU so far (µs): a section that times a run takes the difference.
+  cpu: () => (({ user, system }) => ({ totalUs: user + system }))(process.cpuUsage()),
   storm: (msg) => storm(msg),
   stall: (msg) => stall(msg),
   closeAll: () => closeAll(),

@@ -348,86 +348,104 @@ const PACED_RATIOS = [
 ];
 
 /**
- * A paced fan-out (a scenario with `rate`), as bench/mercure.mjs runs its section: a server and a
- * load client per variant, all up at once, every client connected; a warm-up (a tenth of the
- * events, at least 10, not measured: the first fan-out in a process runs unoptimised code); then
- * `rounds` rounds, in each of which every variant runs the scenario's events once over the same
- * connections, one after the other (the others idle), the order rotating from round to round. A
- * variant's row is the median of its rounds, metric by metric; `rounds` keeps each round's figures,
- * and the hub's row `ratioByRound` the per-round ratios of PACED_RATIOS. Why: one run per variant on
- * its own processes, one after the other, sees the machine at different speeds (here it drifts by
- * up to 2× over minutes), and moved the ratios by ±25% from run to run.
+ * A scenario run in rounds, as bench/mercure.mjs runs its section: a server and a load client per
+ * variant, all up at once; `prepare` (connecting, a warm-up) for each; then `rounds` rounds, in
+ * each of which every variant runs `measure` once, one after the other (the others idle), the
+ * order rotating from round to round; then `finish` for each. A variant's row is the median of its
+ * rounds, metric by metric (`fields`), with what `prepare` and `finish` put in its `row`; `rounds`
+ * keeps each round's figures, and `ratioByRound` the per-round ratios of `ratios` ([a, b]: a's
+ * `metric` ÷ b's, on a's row). Why: one run per variant on its own processes, one after the other,
+ * sees the machine at different speeds (here it drifts by up to 2× over minutes), and moved the
+ * ratios by ±25% from run to run.
+ * @param {{ prepare(procs, state): Promise<void>, measure(procs, state, round: number): Promise<object>,
+ *   finish?(procs, state): Promise<void>, fields: object, ratios: string[][], metric: string }} steps
+ *   `state` is the variant's: `notes` to add to, `row` for its row's own figures, and what the steps keep
  */
-async function pacedFanOut(scenario, variants, rounds) {
+async function inRounds(scenario, variants, rounds, { prepare, measure, finish, fields, ratios, metric }) {
   const started = performance.now();
   const procs = {};
-  const state = Object.fromEntries(variants.map((v) => [v, { runs: [], notes: [] }]));
+  const state = Object.fromEntries(variants.map((v) => [v, { runs: [], notes: [], row: {} }]));
   const fail = (variant, err) => (state[variant].error ??= String(err?.message ?? err));
   const live = () => variants.filter((v) => state[v].error === undefined);
+  const each = async (variant, step) => {
+    try {
+      await step(procs[variant], state[variant]);
+    } catch (err) {
+      fail(variant, err);
+    }
+  };
   try {
     await Promise.all(
-      variants.map(async (variant) => {
-        try {
+      variants.map((variant) =>
+        each(variant, async () => {
           procs[variant] = { variant };
           procs[variant].server = await startServer(variant);
           procs[variant].client = await startClient();
-        } catch (err) {
-          fail(variant, err);
-        }
-      }),
+        }),
+      ),
     );
     // One server at a time: connecting is what the machine's cores are busiest with.
-    for (const variant of live()) {
-      try {
-        const { connected, connectSeconds, notes } = await connectFanOut(procs[variant], scenario.clients);
-        Object.assign(state[variant], { connected, connectSeconds, evicted: 0 });
-        state[variant].notes.push(...notes);
-      } catch (err) {
-        fail(variant, err);
-      }
-    }
-    const runOnce = async (variant, events, round) => {
-      const s = state[variant];
-      try {
-        const r = await measureFanOut(procs[variant], { ...scenario, events, connected: s.connected }, s.evicted);
-        s.evicted = r.libraryStats?.evicted ?? 0;
-        s.libraryStats = r.libraryStats;
-        s.notes.push(...r.notes.map((note) => `${round === undefined ? 'warm-up' : `round ${round + 1}`}: ${note}`));
-        if (round !== undefined) s.runs.push({ round, ...r });
-      } catch (err) {
-        fail(variant, err);
-      }
-    };
-    for (const variant of live()) await runOnce(variant, Math.max(10, Math.round(scenario.events / 10)));
+    for (const variant of live()) await each(variant, prepare);
     for (let round = 0; round < rounds; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]);
-      for (const variant of order.filter((v) => state[v].error === undefined)) await runOnce(variant, scenario.events, round);
+      for (const variant of order.filter((v) => state[v].error === undefined)) {
+        await each(variant, async (p, s) => s.runs.push({ round, ...(await measure(p, s, round)) }));
+      }
     }
+    if (finish) for (const variant of live()) await each(variant, finish);
   } finally {
     await Promise.all(Object.values(procs).flatMap((p) => [p.client?.stop(), p.server?.stop()]));
     process.stderr.write(`  ${scenario.name} / ${variants.join(', ')}, ${rounds} rounds: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   }
   const results = variants.map((variant) => {
-    const { runs, notes, error, connectSeconds, libraryStats } = state[variant];
+    const { runs, notes, error, row: own } = state[variant];
     const row = { scenario: scenario.name, kind: scenario.kind, variant };
     if (runs.length === 0) return { ...row, error: error ?? 'no round ran', notes };
-    return { ...row, ...medians(runs, PACED_MEDIANS), connectSeconds, libraryStats, rounds: runs, notes: error ? [...notes, error] : notes };
+    return { ...row, ...medians(runs, fields), ...own, rounds: runs, notes: error ? [...notes, error] : notes };
   });
   const byVariant = Object.fromEntries(results.map((r) => [r.variant, r]));
-  for (const [a, b] of PACED_RATIOS) {
+  for (const [a, b] of ratios) {
     if (!byVariant[a]?.rounds || !byVariant[b]?.rounds) continue;
     byVariant[a].ratioByRound ??= {};
     byVariant[a].ratioByRound[`${a} ÷ ${b}`] = byVariant[a].rounds.map((run) => {
       const other = byVariant[b].rounds.find((x) => x.round === run.round);
-      return other ? run.cpuUsPerDelivery / other.cpuUsPerDelivery : null;
+      return other ? run[metric] / other[metric] : null;
     });
   }
   return results;
 }
 
+/**
+ * A paced fan-out (a scenario with `rate`), in rounds (`inRounds`): every client connected first;
+ * a warm-up (a tenth of the events, at least 10, not measured: the first fan-out in a process runs
+ * unoptimised code); each round runs the scenario's events over the same connections.
+ */
+function pacedFanOut(scenario, variants, rounds) {
+  const runOnce = async (procs, s, events, round) => {
+    const r = await measureFanOut(procs, { ...scenario, events, connected: s.connected }, s.evicted);
+    s.evicted = r.libraryStats?.evicted ?? 0;
+    s.row.libraryStats = r.libraryStats;
+    s.notes.push(...r.notes.map((note) => `${round === undefined ? 'warm-up' : `round ${round + 1}`}: ${note}`));
+    return r;
+  };
+  return inRounds(scenario, variants, rounds, {
+    async prepare(procs, s) {
+      const { connected, connectSeconds, notes } = await connectFanOut(procs, scenario.clients);
+      Object.assign(s, { connected, evicted: 0 });
+      s.row.connectSeconds = connectSeconds;
+      s.notes.push(...notes);
+      await runOnce(procs, s, Math.max(10, Math.round(scenario.events / 10)));
+    },
+    measure: (procs, s, round) => runOnce(procs, s, scenario.events, round),
+    fields: PACED_MEDIANS,
+    ratios: PACED_RATIOS,
+    metric: 'cpuUsPerDelivery',
+  });
+}
+
 /** The line under the main table for the paced rows: how they ran, and the per-round ratios. */
 function pacedCaption(results) {
-  const rows = results.filter((r) => r.rounds);
+  const rows = results.filter((r) => r.rounds && r.kind === 'fanout');
   if (rows.length === 0) return undefined;
   const counts = [...new Set(rows.map((r) => r.rounds.length))].join(' or ');
   const ratios = [];
@@ -439,6 +457,17 @@ function pacedCaption(results) {
   return (
     `Paced rows: each figure is the median of ${counts} rounds, after a warm-up, with every variant's server (and its load client) up at once and the variants taking turns, the order rotating by round; the ratio columns divide those medians.` +
     (ratios.length ? ` Server CPU µs/delivery per round: ${ratios.join('; ')}.` : '')
+  );
+}
+
+/** The line under the main table for the churn row: how it ran, and the per-round ratios. */
+function churnCaption(results) {
+  const rows = results.filter((r) => r.rounds && r.kind === 'churn');
+  if (rows.length === 0) return undefined;
+  const ratios = rows.flatMap((r) => Object.entries(r.ratioByRound ?? {}).map(([pair, list]) => `${r.scenario} ${pair}: ${list.map((x) => (x === null ? '—' : `${x.toFixed(2)}×`)).join(', ')}`));
+  return (
+    `Churn: each figure is the median of ${rows[0].rounds.length} rounds of ${rows[0].cycles.toLocaleString('en-US')} cycles, after a warm-up, every variant up at once and taking turns as the paced rows do; heap growth is over all rounds.` +
+    (ratios.length ? ` Connects/s per round: ${ratios.join('; ')}.` : '')
   );
 }
 
@@ -462,29 +491,55 @@ async function idle({ server, client }, { clients }) {
   };
 }
 
-async function churn({ server, client }, { cycles }) {
-  const notes = [];
-  const args = { port: server.port, path: PATH, concurrency: 50 };
-  // A warm-up first, so that lazily built code and caches are not counted as growth.
-  await client.request('churn', { ...args, count: Math.min(200, cycles), timeoutMs: TIMEOUT.churn }, TIMEOUT.churn + 5_000);
-  await waitForConnections(server, (n) => n === 0, TIMEOUT.drain);
-  const before = await server.request('memory');
+/** Rounds of the churn row (`churn`): 7, or 3 with --quick. */
+const CHURN_ROUNDS = { full: 7, quick: 3 };
+const CHURN_MEDIANS = { same: ['cycles'], of: ['connectsPerSec', 'cpuUsPerCycle', 'clientCpuUsPerCycle'] };
 
-  const result = await client.request('churn', { ...args, count: cycles, timeoutMs: TIMEOUT.churn }, TIMEOUT.churn + 5_000);
-  if (result.failed) notes.push(`${result.failed} of ${cycles} cycles failed`);
-  if (result.ok + result.failed < cycles) notes.push(`timed out after ${result.ok + result.failed} cycles`);
-  const left = await waitForConnections(server, (n) => n === 0, TIMEOUT.drain);
-  if (left) notes.push(`server still counts ${left} connections after every client left`);
-  const after = await server.request('memory');
-  return {
-    cycles: result.ok,
-    connectsPerSec: result.ok / (result.ms / 1000),
-    heapGrowthMiB: (after.heapUsed - before.heapUsed) / 2 ** 20,
-    rssGrowthMiB: (after.rss - before.rss) / 2 ** 20,
-    before,
-    after,
-    notes,
+/**
+ * Connection churn, in rounds (`inRounds`): each round, `cycles` clients connect, get the head and
+ * leave, 50 at a time; connects/s, and the server's CPU per cycle, counted until it has seen every
+ * client go. A warm-up first (not measured), so that lazily built code and caches are not counted
+ * as growth; the heap growth is over all rounds.
+ */
+function churn(scenario, variants, rounds) {
+  const { cycles } = scenario;
+  const run = (procs, count) =>
+    procs.client.request('churn', { port: procs.server.port, path: PATH, concurrency: 50, count, timeoutMs: TIMEOUT.churn }, TIMEOUT.churn + 5_000);
+  const drained = async (procs, s, when) => {
+    const left = await waitForConnections(procs.server, (n) => n === 0, TIMEOUT.drain);
+    if (left) s.notes.push(`${when}: server still counts ${left} connections after every client left`);
   };
+  return inRounds(scenario, variants, rounds, {
+    async prepare(procs, s) {
+      await run(procs, Math.min(1_000, cycles));
+      await drained(procs, s, 'warm-up');
+      s.before = await procs.server.request('memory');
+    },
+    async measure(procs, s, round) {
+      await procs.server.request('cpuStart');
+      const clientCpu = await procs.client.request('cpu');
+      const result = await run(procs, cycles);
+      const ms = result.ms;
+      await drained(procs, s, `round ${round + 1}`);
+      const cpu = await procs.server.request('cpu');
+      const clientUs = (await procs.client.request('cpu')).totalUs - clientCpu.totalUs;
+      if (result.failed) s.notes.push(`round ${round + 1}: ${result.failed} of ${cycles} cycles failed`);
+      if (result.ok + result.failed < cycles) s.notes.push(`round ${round + 1}: timed out after ${result.ok + result.failed} cycles`);
+      return { cycles: result.ok, connectsPerSec: result.ok / (ms / 1000), cpuUsPerCycle: cpu.totalUs / result.ok, clientCpuUsPerCycle: clientUs / result.ok };
+    },
+    async finish(procs, s) {
+      const after = await procs.server.request('memory');
+      Object.assign(s.row, {
+        heapGrowthMiB: (after.heapUsed - s.before.heapUsed) / 2 ** 20,
+        rssGrowthMiB: (after.rss - s.before.rss) / 2 ** 20,
+        before: s.before,
+        after,
+      });
+    },
+    fields: CHURN_MEDIANS,
+    ratios: [['hub', 'raw']],
+    metric: 'connectsPerSec',
+  });
 }
 
 /**
@@ -631,7 +686,7 @@ function replayBounds(results) {
   return lines;
 }
 
-const SCENARIO = { fanout: fanOut, idle, churn, replay: replayStorm, 'replay-stall': replayStorm };
+const SCENARIO = { fanout: fanOut, idle, replay: replayStorm, 'replay-stall': replayStorm };
 
 /** One scenario for one variant, on fresh processes that are always stopped afterwards. */
 async function runOne(scenario, variant) {
@@ -687,6 +742,10 @@ async function main() {
       continue;
     }
     const allowed = (v) => (scenario.variants ? scenario.variants.includes(v) : scenario.kind === 'fanout' || !FANOUT_ONLY.has(v));
+    if (scenario.kind === 'churn') {
+      results.push(...(await churn(scenario, flags.only.filter(allowed), flags.quick ? CHURN_ROUNDS.quick : CHURN_ROUNDS.full)));
+      continue;
+    }
     if (scenario.kind === 'fanout' && scenario.rate) {
       results.push(...(await pacedFanOut(scenario, flags.only.filter(allowed), flags.quick ? PACED_ROUNDS.quick : PACED_ROUNDS.full)));
       continue;
@@ -717,7 +776,7 @@ async function main() {
   for (const r of hubWorkers.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${HUB_WORKERS}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of (redis?.results ?? []).filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
   for (const r of mercure.filter((r) => r.error || r.notes?.length)) problems.push(`- ${r.scenario} / ${r.variant}: ${r.error ?? r.notes.join('; ')}`);
-  const pacedNote = pacedCaption(results);
+  const pacedNote = [pacedCaption(results), churnCaption(results)].filter(Boolean).join('\n\n') || undefined;
   if (results.length) console.log(`\n${table}\n${pacedNote ? `\n${pacedNote}\n` : ''}`);
   if (reconnectTable) console.log(`\n${reconnectTable}\n`);
   if (hubServer.length) console.log(`\n${hubServerTable}\n`);

@@ -20,6 +20,7 @@ export const METRICS = {
   ],
   churn: [
     { name: 'connects/s', better: '↑', get: (r) => r.connectsPerSec, format: int },
+    { name: 'server CPU µs/cycle', better: '↓', get: (r) => r.cpuUsPerCycle, format: fixed(1) },
     { name: 'heap growth MiB', better: '↓', get: (r) => r.heapGrowthMiB, format: fixed(2), ratio: false },
   ],
 };
