@@ -299,7 +299,7 @@ export class SseConnection implements SseStream, HeartbeatMember, SlowMember, Si
     const sink = this.#sink;
     if (!sink.write(chunk, notify)) return false;
     this.#wroteAt = this.#settings.heartbeat?.ticks ?? 0;
-    if (this.#overSince === undefined && sink.buffered > this.#settings.highWaterMark) this.#watch();
+    if (this.#overSince === undefined && sink.over(this.#settings.highWaterMark)) this.#watch();
     return true;
   }
 

@@ -48,6 +48,10 @@ export class NodeSink implements Sink {
    * `res.write` not wrapped by middleware (compression, say) that must see every byte.
    */
   #socket: Socket | undefined;
+  /** The socket's own high-water mark: a write it took under that leaves it under any mark above. */
+  #socketMark = 0;
+  /** Whether the socket's last write left it at or past its own mark (or found it gone). */
+  #full = false;
   #firstWrite = true;
   /**
    * Whether writes go through compression middleware. Its encoder holds bytes back until it has a
@@ -87,21 +91,29 @@ export class NodeSink implements Sink {
     return this.#res.writableLength + this.#held;
   }
 
+  over(mark: number): boolean {
+    if (this.#socket !== undefined && !this.#full && mark >= this.#socketMark) return false;
+    return this.buffered > mark;
+  }
+
   write(chunk: string | Uint8Array | Payload, notify = false): boolean {
     const callback = notify ? (this.#afterWrite ??= this.#makeAfterWrite()) : undefined;
     const first = this.#firstWrite;
     const socket = this.#socket ?? (first ? this.#takeSocket() : undefined);
     if (socket !== undefined) {
-      // Node drops writes to a destroyed socket without a word (no error, no callback), and
-      // 'close' comes on a later turn: a writer awaiting each send would spin on the dead
-      // connection until then, starving the event loop that would deliver it. Destroying the
-      // response destroys its socket, so the socket's flag says it for both.
-      if (socket.destroyed) return this.#lost();
+      let under: boolean;
       // A socket is taken only where node:http has its own first write (`sendWithHead`).
-      if (first) writeWithHead(sendWithHead!, this.#res as ServerResponse, chunk, callback);
-      else if (chunk instanceof Payload) socket.write(framedChunk(chunk), callback);
-      else if (typeof chunk === 'string') socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
-      else socket.write(frame(chunk), callback);
+      if (first) under = writeWithHead(sendWithHead!, this.#res as ServerResponse, chunk, callback);
+      else if (chunk instanceof Payload) under = socket.write(framedChunk(chunk), callback);
+      else if (typeof chunk === 'string') under = socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`, callback);
+      else under = socket.write(frame(chunk), callback);
+      // Node drops a write to a destroyed socket (it says so only to a callback, on a later turn),
+      // and 'close' comes later still: a writer awaiting each send would spin on the dead
+      // connection until then, starving the event loop that would deliver it. Such a write
+      // returns false, as a write past the mark does: only then is the socket's flag read.
+      // Destroying the response destroys its socket, so the flag says it for both.
+      if (!under && socket.destroyed) return this.#lost();
+      this.#full = !under;
       return true;
     }
     const res = this.#res;
@@ -158,6 +170,7 @@ export class NodeSink implements Sink {
       process.nextTick(uncork, socket);
       (socket as ClaimedSocket)[RESPONSE] = res;
       socket.on('end', clientLeft);
+      this.#socketMark = socket.writableHighWaterMark;
       return (this.#socket = socket);
     }
     return undefined;
@@ -217,10 +230,11 @@ const sendWithHead = (ServerResponse.prototype as unknown as { _send?: SendWithH
  * the head flushed alone and the chunk corked after it, a writev of two parts, it costs less per
  * connect). Through node:http's own first write, which sends the head it built and marks it sent.
  */
-function writeWithHead(send: SendWithHead, res: ServerResponse, chunk: string | Uint8Array | Payload, callback: ((error?: Error | null) => void) | undefined): void {
+function writeWithHead(send: SendWithHead, res: ServerResponse, chunk: string | Uint8Array | Payload, callback: ((error?: Error | null) => void) | undefined): boolean {
   const text = chunk instanceof Payload ? (chunk.framedHead ??= latin1(framedChunk(chunk))) : latin1(frameAny(chunk));
-  send.call(res, text, 'latin1', callback);
+  const under = send.call(res, text, 'latin1', callback);
   compactHead(res);
+  return under;
 }
 
 function frameAny(chunk: string | Uint8Array): Buffer {

@@ -14,6 +14,11 @@ export interface Sink {
   write(chunk: string | Uint8Array | Payload, notify?: boolean): boolean;
   /** Bytes accepted but not yet handed on: the measure of a slow client. */
   readonly buffered: number;
+  /**
+   * `buffered > mark`, where a sink may know the answer without counting (its last write said it
+   * is under a mark of its own, no larger): what is asked after every write, at every delivery.
+   */
+  over(mark: number): boolean;
   /** Holds writes until `uncork()`, so that several leave together (one system call, where there are any). */
   cork(): void;
   uncork(): void;

@@ -41,6 +41,10 @@ export class WebSink implements Sink {
     );
   }
 
+  over(mark: number): boolean {
+    return this.buffered > mark;
+  }
+
   get buffered(): number {
     return this.#open ? -(this.#controller.desiredSize ?? 0) : 0;
   }
