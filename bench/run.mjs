@@ -519,13 +519,12 @@ function churn(scenario, variants, rounds) {
       await procs.server.request('cpuStart');
       const clientCpu = await procs.client.request('cpu');
       const result = await run(procs, cycles);
-      const ms = result.ms;
       await drained(procs, s, `round ${round + 1}`);
       const cpu = await procs.server.request('cpu');
       const clientUs = (await procs.client.request('cpu')).totalUs - clientCpu.totalUs;
       if (result.failed) s.notes.push(`round ${round + 1}: ${result.failed} of ${cycles} cycles failed`);
       if (result.ok + result.failed < cycles) s.notes.push(`round ${round + 1}: timed out after ${result.ok + result.failed} cycles`);
-      return { cycles: result.ok, connectsPerSec: result.ok / (ms / 1000), cpuUsPerCycle: cpu.totalUs / result.ok, clientCpuUsPerCycle: clientUs / result.ok };
+      return { cycles: result.ok, connectsPerSec: result.ok / (result.ms / 1000), cpuUsPerCycle: cpu.totalUs / result.ok, clientCpuUsPerCycle: clientUs / result.ok };
     },
     async finish(procs, s) {
       const after = await procs.server.request('memory');

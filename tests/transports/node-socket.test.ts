@@ -136,4 +136,37 @@ describe('node:http: the socket path', () => {
     const head = rest.indexOf('\r\n\r\n') + 4;
     assert.equal(bodyBytes - head, BODY, 'the whole body arrived');
   });
+
+  test("a highWaterMark below the socket's own: a client that reads nothing is caught at that mark, not at the socket's", async () => {
+    // The socket's last write saying it is under its own mark (16 KiB) says nothing of a smaller
+    // one: the stream must still look, or "drop" would let 16 KiB pile up against a 1 KiB mark.
+    const MARK = 1024;
+    const EVENT = 'x'.repeat(500);
+    let peak = 0;
+    let sent = 0;
+    let dropped = 0;
+    const handler = serveSse(
+      async (request, stream: SseStream) => {
+        const socket = (request as IncomingMessage).socket;
+        // Bounded: 100,000 events of 500 bytes, far past what the kernel takes from a non-reader.
+        while (stream.dropped === 0 && sent < 100_000 && !stream.closed) {
+          await stream.send({ data: EVENT });
+          sent++;
+          peak = Math.max(peak, socket.writableLength);
+          if (sent % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+        dropped = stream.dropped;
+        await once(stream.signal, 'abort');
+      },
+      { keepAlive: false, highWaterMark: MARK, maxBuffered: MARK, onSlowClient: 'drop' },
+    );
+    const running = await listen(handler);
+    servers.push(running);
+    const { socket } = await openRaw(running.url);
+    socket.pause(); // reads nothing from here on
+    await waitFor(() => dropped > 0 || sent >= 100_000, 20_000, 'the stream to start dropping');
+    socket.destroy();
+    assert.ok(dropped > 0, `nothing dropped after ${sent} events`);
+    assert.ok(peak <= MARK + 2 * (EVENT.length + 20), `${peak} bytes waited in the server against a mark of ${MARK}`);
+  });
 });
